@@ -26,7 +26,15 @@ TEST(Status, EveryStatusHasAName) {
 
 TEST(Status, ErrorCodesMapLikeAsioUsersExpect) {
   EXPECT_FALSE(poc::to_error_code(POC_OK));
-  EXPECT_EQ(poc::to_error_code(POC_CANCELLED), std::errc::operation_canceled);
+  EXPECT_EQ(poc::to_error_code(POC_CANCELLED), asio::error::operation_aborted);
+  EXPECT_EQ(poc::to_status(asio::error::operation_aborted), POC_CANCELLED);
+  EXPECT_EQ(poc::to_status(std::make_error_code(std::errc::operation_canceled)), POC_CANCELLED);
+  for (poc_status s = POC_FULL; s <= POC_PANIC; ++s) {
+    if (s == POC_CANCELLED) continue;
+    EXPECT_EQ(poc::to_status(poc::to_error_code(s)), s) << poc_status_str(s);
+  }
+  EXPECT_EQ(poc::to_status({}), POC_OK);
+  EXPECT_EQ(poc::to_status(std::make_error_code(std::errc::io_error)), POC_PANIC);
   EXPECT_EQ(poc::to_error_code(POC_CLOSED), poc::errc::closed);
   EXPECT_EQ(poc::to_error_code(POC_SHUTDOWN).category(), poc::category());
   EXPECT_NE(poc::to_error_code(POC_INVALID).message().find("INVALID"), std::string::npos);

@@ -157,7 +157,7 @@ int cpp_timer(const options&) {
   std::string error;
   {
     asio::io_context io;
-    poc::port_receiver receiver(rx, io.get_executor());
+    poc::port_receiver receiver(io.get_executor(), rx);
     auto receive_three = [&]() -> asio::awaitable<void> {
       for (int i = 0; i < 3; ++i) {
         poc::message m = co_await receiver.async_receive(asio::use_awaitable);
@@ -177,7 +177,8 @@ int cpp_timer(const options&) {
     });
     io.run_for(30s);  // returns as soon as the coroutine is done; bounded if the bridge is broken
   }
-  check(error.empty(), "receives completed without error " + error);
+  check(error.empty(), error.empty() ? std::string("receives completed without error")
+                                    : "receive failed: " + error);
   check(got.size() == 3, "3 messages within 30 s");
   if (got.size() == 3) std::printf("  All messages received\n");
 

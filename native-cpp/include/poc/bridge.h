@@ -125,7 +125,9 @@ POC_API uint64_t poc_message_checksum(const poc_message_view* msg);
 /* Section - Ports                                                                                */
 /* ============================================================================================== */
 
-/** Names one pending op of one port; written by send/recv before the op can complete. 0 = none. */
+/** Names one pending op of one port; written by send/recv before the op can complete. 0 = none.
+ *  Ids are never reused by a port (a stale cancel may arrive after its op completed and must not
+ *  reach a newer op). */
 typedef uint64_t poc_op_id;
 
 /**
@@ -179,7 +181,8 @@ typedef struct poc_sender_vtable {
    * Request cancellation of a pending send. Never blocks. The op still completes exactly once:
    * POC_CANCELLED when nothing was enqueued, POC_OK when the send won the race.
    * Returns POC_OK (also for an op that already completed or is unknown: cancel is a request),
-   * POC_SHUTDOWN or POC_INVALID (bad handle).
+   * POC_SHUTDOWN or POC_INVALID (bad handle). Only ops issued through this same port are reached;
+   * the op id of another port is treated as unknown.
    */
   poc_status (*cancel)(uint64_t handle, poc_op_id op);
 
@@ -197,7 +200,9 @@ typedef struct poc_sender_vtable {
   /**
    * Give the port back. Its pending sends complete (POC_CANCELLED unless already enqueued);
    * releasing the last sender closes the channel (rule 7). Valid after shutdown. Returns POC_OK,
-   * or POC_INVALID for a stale handle (a second release).
+   * or POC_INVALID for a stale handle (a second release). Releasing a port while another thread
+   * is still inside a call on that same port is misuse: such a send still completes exactly once,
+   * but the release may not cancel it.
    */
   poc_status (*release)(uint64_t handle);
 } poc_sender_vtable;
@@ -231,7 +236,8 @@ typedef struct poc_receiver_vtable {
    * Request cancellation of a pending recv. Never blocks. The op still completes exactly once:
    * POC_CANCELLED when nothing was dequeued, or POC_OK with the message when it won the race (the
    * importer then keeps that message for its next receive: a message is never lost to a cancel).
-   * Returns POC_OK (also for a completed or unknown op), POC_SHUTDOWN or POC_INVALID.
+   * Returns POC_OK (also for a completed or unknown op), POC_SHUTDOWN or POC_INVALID. Only ops
+   * issued through this same port are reached.
    */
   poc_status (*cancel)(uint64_t handle, poc_op_id op);
 

@@ -10,6 +10,7 @@
 
 #include <asio/io_context.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <expected>
 #include <memory>
@@ -48,6 +49,10 @@ class runtime {
   /// See poc_cpp_runtime_shutdown. Idempotent. Returns errc::invalid when called on one of the
   /// runtime's own threads.
   std::error_code shutdown() noexcept;
+
+  /// How long shutdown() waits for outstanding work (pending completions, agents, imports) before
+  /// it stops the io_context anyway and reports it on stderr. Default 10 s.
+  void set_shutdown_timeout(std::chrono::milliseconds timeout) noexcept;
 
   /// Exports a bounded concurrent_channel (capacity >= 1) as a sender and a receiver port.
   std::expected<channel_ports, errc> make_channel(std::size_t capacity,

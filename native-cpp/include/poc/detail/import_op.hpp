@@ -1,0 +1,319 @@
+// poc/detail/import_op.hpp — the state of one async_send / async_receive of poc/port.hpp.
+//
+// Handoff (docs/contract.md has the numbered protocol; this is the importer's half):
+//   1. The initiating function allocates the op with the handler's associated allocator and takes
+//      outstanding work on the handler's associated executor (an executor_work_guard).
+//   2. It calls the port's send/recv with the op as `user`, inside a no_inline_scope.
+//   3. OK or an error: the callback will not run; the op is freed and the handler is posted.
+//   4. PENDING: the op id is known. The initiator installs the cancellation slot handler (it keeps
+//      {vtable, handle, op id} by value, never the op), links the op into the stop registry, then
+//      sets `initiated`. The C callback (any thread, maybe already run, maybe running now) stores
+//      the outcome and sets `completed`. Whoever of the two sets its bit second owns the op:
+//      it unlinks it, moves the handler out, frees the op, then dispatches the handler (posts, if
+//      it is the initiator or the callback arrived inside one of the adapter's own calls).
+//   5. On the handler's executor, the cancellation slot is cleared, then the handler runs.
+#pragma once
+
+#include <poc/bridge.h>
+#include <poc/detail/stop_service.hpp>
+#include <poc/error.hpp>
+#include <poc/message.hpp>
+
+#include <asio/associated_allocator.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/error.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+#include <asio/recycling_allocator.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <new>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace poc::detail {
+
+/// True when a port's vtable is one this importer can call (ABI version and size checked).
+template <typename Vtable>
+bool vtable_usable(const Vtable* vt) noexcept {
+  return vt != nullptr && vt->abi_version == POC_ABI_VERSION && vt->size >= sizeof(Vtable);
+}
+
+/// The stop_service of the port's own executor's context, looked up once per port
+/// (asio::use_service takes a lock); ops whose handler runs elsewhere look theirs up.
+struct stop_hint {
+  asio::execution_context* context = nullptr;
+  stop_service* service = nullptr;
+
+  stop_service* lookup(asio::execution_context* ctx) const {
+    if (ctx == nullptr) return nullptr;
+    if (ctx == context) return service;
+    return &asio::use_service<stop_service>(*ctx);
+  }
+
+  template <typename Executor>
+  static stop_hint for_executor(const Executor& ex) {
+    stop_hint h;
+    h.context = context_of(ex);
+    if (h.context != nullptr) h.service = &asio::use_service<stop_service>(*h.context);
+    return h;
+  }
+};
+
+/// A stop_request function: cancel op `op` of the port `handle` whose vtable is `vtable`.
+/// A request, harmless for a finished op; completions it triggers inline are posted.
+template <typename Vtable>
+void cancel_port_op(const void* vtable, std::uint64_t handle, std::uint64_t op) noexcept {
+  no_inline_scope scope;
+  static_cast<const Vtable*>(vtable)->cancel(handle, op);
+}
+
+/// What an op installs in its handler's cancellation slot: only values, so an emit that races
+/// with the completion (or comes after it, before the slot is cleared) touches no freed memory.
+struct cancel_slot_handler {
+  stop_request request_;
+  void operator()(asio::cancellation_type_t type) const noexcept {
+    if (type != asio::cancellation_type::none) request_();
+  }
+};
+
+/// The function submitted to the handler's executor: clears the slot, then calls the handler.
+template <typename Handler, typename... Args>
+class completion_binder {
+ public:
+  using allocator_type = asio::associated_allocator_t<Handler>;
+
+  completion_binder(Handler&& handler, bool clear_slot, Args... args)
+      : handler_(std::move(handler)), clear_slot_(clear_slot), args_(std::move(args)...) {}
+
+  allocator_type get_allocator() const noexcept {
+    return asio::get_associated_allocator(handler_);
+  }
+
+  void operator()() {
+    if (clear_slot_) asio::get_associated_cancellation_slot(handler_).clear();
+    std::apply([this](Args&... args) { std::move(handler_)(std::move(args)...); }, args_);
+  }
+
+ private:
+  Handler handler_;
+  bool clear_slot_;
+  std::tuple<Args...> args_;
+};
+
+/// Rethrows, on the handler's executor, an exception that a handler dispatched inline from a C
+/// callback threw: it leaves io_context::run() as it would have, never the exporter's frames.
+struct rethrow_on_executor {
+  std::exception_ptr e;
+  void operator()() const { std::rethrow_exception(e); }
+};
+
+/// Submits `fn` to `ex` as if by asio::post (not blocking the caller, never inline).
+template <typename Executor, typename Fn>
+void post_completion(const Executor& ex, Fn&& fn) {
+  asio::post(ex, std::forward<Fn>(fn));
+}
+
+/// Submits `fn` to `ex` as if by asio::dispatch, unless a no_inline_scope is active on this
+/// thread. Called from C callbacks: never lets an exception unwind into the exporter.
+template <typename Executor, typename Fn>
+void dispatch_completion(const Executor& ex, Fn&& fn) noexcept {
+  if (no_inline_scope::active()) {
+    asio::post(ex, std::forward<Fn>(fn));
+    return;
+  }
+  try {
+    asio::dispatch(ex, std::forward<Fn>(fn));
+  } catch (...) {
+    asio::post(ex, rethrow_on_executor{std::current_exception()});
+  }
+}
+
+inline constexpr std::uint32_t op_initiated = 1;
+inline constexpr std::uint32_t op_completed = 2;
+
+/// One async_send (Receive = false, completion void(error_code)) or async_receive (Receive = true,
+/// completion void(error_code, message)). See the file comment for the handoff.
+template <typename Handler, typename IoExecutor, bool Receive>
+class import_op {
+ public:
+  using work_executor_type = asio::associated_executor_t<Handler, IoExecutor>;
+  using allocator_type = asio::associated_allocator_t<Handler, asio::recycling_allocator<void>>;
+  using vtable_type = std::conditional_t<Receive, poc_receiver_vtable, poc_sender_vtable>;
+
+  /// Starts a send of `msg` on `port` (Receive = false).
+  template <typename H>
+  static void start_send(H&& handler, const IoExecutor& io_ex, const stop_hint& hint,
+                         const poc_sender& port, const message& msg) {
+    static_assert(!Receive);
+    import_op* op = create(std::forward<H>(handler), io_ex, hint);
+    const poc_message_view view = msg.view();
+    poc_status s;
+    {
+      no_inline_scope scope;
+      s = port.vtable->send(port.handle, &view, &import_op::on_send_complete, op, &op->op_id_);
+    }
+    op->started(s, port.vtable, port.handle);
+  }
+
+  /// Starts a receive on `port` (Receive = true).
+  template <typename H>
+  static void start_receive(H&& handler, const IoExecutor& io_ex, const stop_hint& hint,
+                            const poc_receiver& port) {
+    static_assert(Receive);
+    import_op* op = create(std::forward<H>(handler), io_ex, hint);
+    poc_status s;
+    {
+      no_inline_scope scope;
+      s = port.vtable->recv(port.handle, &import_op::on_deliver, &import_op::on_recv_complete, op,
+                            &op->op_id_);
+    }
+    op->started(s, port.vtable, port.handle);
+  }
+
+ private:
+  struct empty {};
+
+  template <typename H>
+  import_op(H&& handler, const IoExecutor& io_ex, const stop_hint& hint)
+      : handler_(std::forward<H>(handler)),
+        work_(asio::get_associated_executor(handler_, io_ex)),
+        service_(hint.lookup(context_of(work_.get_executor()))) {}
+
+  template <typename H>
+  static import_op* create(H&& handler, const IoExecutor& io_ex, const stop_hint& hint) {
+    using op_alloc = typename std::allocator_traits<allocator_type>::template rebind_alloc<import_op>;
+    op_alloc alloc(asio::get_associated_allocator(handler, asio::recycling_allocator<void>()));
+    import_op* p = std::allocator_traits<op_alloc>::allocate(alloc, 1);
+    try {
+      return ::new (static_cast<void*>(p)) import_op(std::forward<H>(handler), io_ex, hint);
+    } catch (...) {
+      std::allocator_traits<op_alloc>::deallocate(alloc, p, 1);
+      throw;
+    }
+  }
+
+  // Step 3 or 4 of the handoff, on the initiating thread, after send/recv returned `s`.
+  void started(poc_status s, const vtable_type* vt, std::uint64_t handle) {
+    if (s != POC_PENDING) {
+      if constexpr (Receive) {
+        // OK means deliver already ran; an OK without a delivery breaks the contract.
+        status_ = (s == POC_OK && !delivered_) ? POC_PANIC : (s == POC_OK ? status_ : s);
+      } else {
+        status_ = s;
+      }
+      finish(false);
+      return;
+    }
+    const stop_request request{&cancel_port_op<vtable_type>, vt, handle, op_id_};
+    asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler_);
+    if (slot.is_connected()) {
+      try {
+        slot.template emplace<cancel_slot_handler>(cancel_slot_handler{request});
+        slot_installed_ = true;
+      } catch (...) {
+        // Out of memory for the slot handler: the op stays uncancellable from this slot (it
+        // still completes, and the stop registry below still reaches it).
+      }
+    }
+    if (service_ != nullptr) {
+      entry_.request_ = request;
+      registered_ = true;
+      if (service_->add(entry_)) request();  // shutdown already began: cancel at once
+    }
+    if (state_.fetch_or(op_initiated, std::memory_order_acq_rel) & op_completed) finish(false);
+  }
+
+  // Completion callbacks (C ABI). Called exactly once per PENDING, on any thread.
+  static void on_send_complete(void* user, poc_status status) noexcept {
+    auto* op = static_cast<import_op*>(user);
+    op->status_ = status;
+    op->completed();
+  }
+
+  static void on_deliver(void* user, poc_status status, const poc_message_view* msg) noexcept {
+    auto* op = static_cast<import_op*>(user);
+    op->delivered_ = true;
+    op->store(status, msg);
+  }
+
+  static void on_recv_complete(void* user, poc_status status, const poc_message_view* msg) noexcept {
+    auto* op = static_cast<import_op*>(user);
+    op->store(status, msg);
+    op->completed();
+  }
+
+  void store(poc_status status, const poc_message_view* msg) noexcept {
+    if constexpr (Receive) {
+      status_ = status;
+      if (status == POC_OK) {
+        if (msg == nullptr || (msg->data == nullptr && msg->len != 0)) {
+          status_ = POC_PANIC;  // the exporter broke the contract: report, do not crash
+          return;
+        }
+        try {
+          msg_ = message::from_view(*msg);
+        } catch (...) {
+          status_ = POC_PANIC;  // could not copy the message (out of memory)
+        }
+      }
+    }
+  }
+
+  void completed() noexcept {
+    if (state_.fetch_or(op_completed, std::memory_order_acq_rel) & op_initiated) finish(true);
+  }
+
+  // Steps 4–5: unlink, move out, free, then submit the handler.
+  void finish(bool from_callback) {
+    if (registered_) service_->remove(entry_);
+    Handler handler(std::move(handler_));
+    asio::executor_work_guard<work_executor_type> work(std::move(work_));
+    const std::error_code ec = to_error_code(status_);
+    const bool clear_slot = slot_installed_;
+    [[maybe_unused]] message msg;
+    if constexpr (Receive) msg = std::move(msg_);
+    destroy(handler);
+
+    auto submit = [&](auto&& fn) {
+      if (from_callback)
+        dispatch_completion(work.get_executor(), std::move(fn));
+      else
+        post_completion(work.get_executor(), std::move(fn));
+    };
+    if constexpr (Receive)
+      submit(completion_binder<Handler, std::error_code, message>(std::move(handler), clear_slot,
+                                                                   ec, std::move(msg)));
+    else
+      submit(completion_binder<Handler, std::error_code>(std::move(handler), clear_slot, ec));
+  }
+
+  void destroy(const Handler& handler) noexcept {
+    using op_alloc = typename std::allocator_traits<allocator_type>::template rebind_alloc<import_op>;
+    op_alloc alloc(asio::get_associated_allocator(handler, asio::recycling_allocator<void>()));
+    this->~import_op();
+    std::allocator_traits<op_alloc>::deallocate(alloc, this, 1);
+  }
+
+  Handler handler_;
+  asio::executor_work_guard<work_executor_type> work_;
+  stop_service* service_;
+  std::atomic<std::uint32_t> state_{0};
+  poc_op_id op_id_ = 0;
+  poc_status status_ = POC_OK;
+  bool delivered_ = false;
+  bool slot_installed_ = false;
+  bool registered_ = false;
+  [[no_unique_address]] std::conditional_t<Receive, message, empty> msg_;
+  stop_entry entry_;
+};
+
+}  // namespace poc::detail
