@@ -1,0 +1,36 @@
+//! Compile-time checks (tokio's `tests/async_send_sync.rs` style): the public types are `Send`
+//! / `Sync` where a user needs them — shared across tasks and threads — and the futures can be
+//! spawned on multi-threaded executors. A regression fails to *compile*.
+
+use poc_bridge::error::*;
+use poc_bridge::ffi;
+use poc_bridge::*;
+use static_assertions::{assert_impl_all, assert_not_impl_any};
+
+// Import adapter: ports can move between threads and be shared (`send(&self)` from many tasks).
+assert_impl_all!(PortSender: Send, Sync, Unpin, futures::Sink<Message>);
+assert_impl_all!(PortReceiver: Send, Sync, Unpin, futures::Stream<Item = Message>);
+assert_impl_all!(SendFuture<'static>: Send, Sync, Unpin);
+assert_impl_all!(RecvFuture<'static>: Send, Sync, Unpin);
+
+// Errors are plain data and real errors.
+assert_impl_all!(SendError<Message>: Send, Sync, std::error::Error);
+assert_impl_all!(TrySendError<Message>: Send, Sync, std::error::Error);
+assert_impl_all!(RecvError: Send, Sync, Copy, std::error::Error);
+assert_impl_all!(TryRecvError: Send, Sync, Copy, std::error::Error);
+assert_impl_all!(ImportError: Send, Sync, std::error::Error);
+assert_impl_all!(RuntimeError: Send, Sync, std::error::Error);
+
+// Values.
+assert_impl_all!(Message: Send, Sync, Clone);
+assert_impl_all!(Status: Send, Sync, Copy);
+assert_impl_all!(AgentReport: Send, Sync, Copy);
+assert_impl_all!(Runtime: Send, Sync);
+
+// Raw ports move across threads like in C; a borrowed view must not outlive its call.
+assert_impl_all!(ffi::poc_sender: Send, Sync, Copy);
+assert_impl_all!(ffi::poc_receiver: Send, Sync, Copy);
+assert_not_impl_any!(ffi::poc_message_view: Send, Sync);
+
+#[test]
+fn compile_time_checks_above_hold() {}
