@@ -11,6 +11,8 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 POC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 POC_BUILD="${POC_BUILD:-$POC_ROOT/build}"
 POC_JOBS="${POC_JOBS:-$(nproc)}"
+# Where Rust test binaries and Rust scenario executables find the C++ library (rust/poc-cpp-sys).
+export POC_CPP_LIB_DIR="${POC_CPP_LIB_DIR:-$POC_BUILD/native-cpp}"
 
 # step "what" cmd...: prints what it is doing, runs it, fails loudly with the command's exit code.
 step() {
@@ -34,6 +36,13 @@ build_native() {
       cmake -S "$POC_ROOT" -B "$POC_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
   fi
   step "build native side (-j$POC_JOBS)" cmake --build "$POC_BUILD" -j "$POC_JOBS" "$@"
+}
+
+# Build the Rust scenario executables (target/release/mayon-*); they link the C++ library that
+# build_native produced (rust/poc-cpp-sys finds it through POC_CPP_LIB_DIR).
+build_rust_scenarios() {
+  step "build Rust scenarios (cargo build --release -p poc-scenarios)" \
+    cargo build --release -p poc-scenarios -j "$POC_JOBS"
 }
 
 # True when the Cargo workspace has at least one member crate.

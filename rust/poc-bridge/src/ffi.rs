@@ -4,7 +4,9 @@
 //! checked three ways: the `const` assertions at the bottom of this file (LP64 targets), and the
 //! `layout` integration test, which compares every `sizeof`/`alignof`/`offsetof` and every
 //! `POC_*` constant with values computed by a C compiler from the header itself (see `build.rs`
-//! and `csrc/layout.c`) — a drift between the header and this file fails `cargo test`.
+//! and `csrc/layout.c`), and compares the parameter and return types of every `POC_API`
+//! function of the header with the declarations in [`cpp`] and the definitions in `capi.rs` —
+//! a drift between the header and this file fails `cargo test`.
 //!
 //! # Function pointers are `Option<unsafe extern "C" fn …>`
 //!
@@ -20,7 +22,10 @@
 //! `poc_status_str`, `poc_abi_version` and `poc_message_checksum` are defined by the C++ library;
 //! this crate does not define them (both libraries are linked into one `libpoc_native.so`) and
 //! implements the same functions natively instead ([`crate::Status::as_str`],
-//! [`crate::Message::checksum`]). They are declared in [`cpp`] for callers that link the C++ side.
+//! [`crate::Message::checksum`]). They are declared in [`cpp`] for callers that link the C++ side:
+//! Rust tests and executables do that through the `poc-cpp-sys` crate (`rust/poc-cpp-sys`), which
+//! links `libpoc_cpp.a` and libstdc++ — never as a dependency of this crate's library, whose
+//! staticlib is linked with the C++ library into `libpoc_native.so`.
 #![allow(non_camel_case_types)]
 // Fields and foreign functions mirror bridge.h one to one; their documentation is the header's.
 #![allow(missing_docs)]
@@ -238,6 +243,11 @@ pub struct poc_rust_runtime {
 
 /// Functions of bridge.h that the C++ library defines. Declared only: using them requires
 /// linking the C++ side (`libpoc_native.so` or `libpoc_cpp.a`); this crate never calls them.
+///
+/// From Rust, depend on `poc-cpp-sys` (a dev-dependency for tests) and write
+/// `use poc_cpp_sys as _;` in the crate that calls them — an unused dependency is not linked, and
+/// the symbols would come out undefined. The cross-runtime tests (`tests/rust_cpp.rs`,
+/// `tests/cpp_rust.rs`, `tests/cpp_abi.rs`) and `poc-scenarios/rust` call every one of them.
 pub mod cpp {
     use super::*;
 

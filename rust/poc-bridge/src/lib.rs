@@ -66,7 +66,10 @@
 //! The crate builds as an `rlib` and a `staticlib`; the staticlib is linked whole-archive into
 //! `libpoc_native.so` next to the C++ library. It does **not** define `poc_status_str`,
 //! `poc_abi_version` or `poc_message_checksum` (the C++ library does); [`Status::as_str`] and
-//! [`Message::checksum`] are the Rust equivalents.
+//! [`Message::checksum`] are the Rust equivalents. The C++ exports are declared in [`ffi::cpp`];
+//! Rust tests and executables that call them link the C++ side through the `poc-cpp-sys` crate
+//! (a dev-dependency here: as a normal dependency it would bundle the C++ objects into the
+//! staticlib and duplicate them in `libpoc_native.so`).
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -176,3 +176,179 @@ fn checksum_matches_the_contract() {
     assert_eq!(message::checksum(5, &payload), expected);
     assert_eq!(message::producer_id(2, 7), (2 << 48) | 7);
 }
+// ---------------------------------------------------------------------------------------------
+// Functions: every `POC_API` function of bridge.h is declared on the Rust side with the same
+// parameters and return type — the C++ exports in `src/ffi.rs` (module `cpp`, `extern "C"`), the
+// Rust exports in `src/capi.rs` (`#[no_mangle] extern "C" fn`). Compared as text, with C types
+// translated to their Rust spelling, so a changed header fails here before it fails at link
+// time or, worse, at run time. (The cross-runtime tests then call every C++ one for real.)
+// ---------------------------------------------------------------------------------------------
+
+/// `name → (parameter types, return type)`, in Rust spelling.
+type Signatures = BTreeMap<String, (Vec<String>, String)>;
+
+/// The text between the parenthesis at `open` and its match, and the index after the match.
+fn balanced(s: &str, open: usize) -> (&str, usize) {
+    let mut depth = 0usize;
+    for (i, c) in s[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (&s[open + 1..open + i], open + i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced parentheses after {:?}", &s[open..(open + 40).min(s.len())]);
+}
+
+/// Splits a parameter list at the commas that are not nested in (), <> or [].
+fn split_params(params: &str) -> Vec<String> {
+    let params = params.replace("->", "→"); // an arrow is not a closing angle bracket
+    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0i32);
+    for c in params.chars() {
+        match c {
+            '(' | '<' | '[' => depth += 1,
+            ')' | '>' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out.into_iter().map(|p| p.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|p| !p.is_empty()).collect()
+}
+
+/// A C type as Rust spells it in src/ffi.rs: `const T*` → `*const T`, `T**` → `*mut *mut T`,
+/// fixed-width integers, `size_t`, `char`, `void`.
+fn c_type_to_rust(t: &str) -> String {
+    let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let stars = t.chars().filter(|&c| c == '*').count();
+    let base = t.replace('*', "");
+    let base = base.trim();
+    let (is_const, base) = match base.strip_prefix("const ") {
+        Some(b) => (true, b.trim()),
+        None => (false, base),
+    };
+    let base = match base {
+        "uint8_t" => "u8",
+        "uint32_t" => "u32",
+        "uint64_t" => "u64",
+        "int32_t" => "i32",
+        "size_t" => "usize",
+        "char" => "c_char",
+        "void" if stars > 0 => "c_void",
+        "void" => "()",
+        other => other,
+    };
+    let mut out = base.to_string();
+    for i in 0..stars {
+        let kind = if i == 0 && is_const { "*const" } else { "*mut" };
+        out = format!("{kind} {out}");
+    }
+    out
+}
+
+fn header_functions() -> Signatures {
+    let code = header_code();
+    let mut out = Signatures::new();
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("POC_API ") {
+        rest = &rest[i + "POC_API ".len()..];
+        let open = rest.find('(').expect("a function declaration");
+        let head = rest[..open].trim();
+        if head.starts_with("__") || head.is_empty() {
+            continue; // the #define of POC_API itself
+        }
+        let (params, _) = balanced(rest, open);
+        let name = ident_before(head);
+        let ret = c_type_to_rust(head[..head.len() - name.len()].trim());
+        let params: Vec<String> = if params.trim() == "void" {
+            Vec::new()
+        } else {
+            split_params(params)
+                .iter()
+                .map(|p| {
+                    let pname = ident_before(p);
+                    c_type_to_rust(p[..p.len() - pname.len()].trim())
+                })
+                .collect()
+        };
+        out.insert(name, (params, ret));
+    }
+    out
+}
+
+/// The `fn poc_*` declarations or definitions of a Rust source file.
+fn rust_functions(file: &str) -> Signatures {
+    let path = format!("{}/src/{file}", env!("CARGO_MANIFEST_DIR"));
+    let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let code: String = src.lines().map(|l| l.split("//").next().unwrap()).collect::<Vec<_>>().join("\n");
+    let mut out = Signatures::new();
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("fn poc_") {
+        rest = &rest[i + 3..];
+        let open = rest.find('(').expect("parameters");
+        let name = rest[..open].trim().to_string();
+        let (params, after) = balanced(rest, open);
+        let tail = rest[after..].trim_start();
+        let ret = match tail.strip_prefix("->") {
+            Some(r) => r.split(['{', ';']).next().unwrap().trim().to_string(),
+            None => "()".to_string(),
+        };
+        let norm =
+            |t: &str| t.replace("ffi::", "").replace("std::", "").split_whitespace().collect::<Vec<_>>().join(" ");
+        let params = split_params(params)
+            .iter()
+            .map(|p| norm(p.split_once(':').map(|(_, t)| t).unwrap_or_else(|| panic!("parameter {p:?} of {name}"))))
+            .collect();
+        out.insert(name, (params, norm(&ret)));
+        rest = &rest[after..];
+    }
+    out
+}
+
+#[test]
+fn every_function_of_bridge_h_is_declared_in_rust_with_its_signature() {
+    let header = header_functions();
+    assert!(header.len() >= 20, "found only {} POC_API functions in bridge.h: is the parser broken?", header.len());
+    let mut rust = rust_functions("ffi.rs");
+    let exported = rust_functions("capi.rs");
+    for name in exported.keys() {
+        assert!(!rust.contains_key(name), "{name} is both declared (ffi.rs) and defined (capi.rs)");
+    }
+    rust.extend(exported);
+    let mut problems = Vec::new();
+    for (name, sig) in &header {
+        match rust.get(name) {
+            None => problems
+                .push(format!("{name}: in bridge.h, not declared in src/ffi.rs (cpp) nor defined in src/capi.rs")),
+            Some(r) if r != sig => problems.push(format!("{name}: bridge.h says {sig:?}, Rust says {r:?}")),
+            Some(_) => {}
+        }
+    }
+    for name in rust.keys().filter(|n| !header.contains_key(*n)) {
+        problems.push(format!("{name}: declared in Rust, not in bridge.h"));
+    }
+    assert!(problems.is_empty(), "bridge.h and the Rust declarations disagree:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn c_types_translate_as_ffi_rs_spells_them() {
+    assert_eq!(c_type_to_rust("poc_cpp_runtime**"), "*mut *mut poc_cpp_runtime");
+    assert_eq!(c_type_to_rust("const poc_message_view*"), "*const poc_message_view");
+    assert_eq!(c_type_to_rust("const char *"), "*const c_char");
+    assert_eq!(c_type_to_rust("void*"), "*mut c_void");
+    assert_eq!(c_type_to_rust("void"), "()");
+    assert_eq!(c_type_to_rust("size_t"), "usize");
+    assert_eq!(
+        split_params("a: Option<unsafe extern \"C\" fn(x: u8, y: u8) -> u8>, b: u32,"),
+        ["a: Option<unsafe extern \"C\" fn(x: u8, y: u8) → u8>", "b: u32"]
+    );
+}
