@@ -39,6 +39,10 @@ class fake_port {
   std::atomic<poc_status> early_status{POC_OK};
   /// When true, cancel completes a still-pending op with POC_CANCELLED on the calling thread.
   std::atomic<bool> cancel_completes{false};
+  /// When true, cancel of a still-pending recv completes it on the calling thread with POC_OK and
+  /// the next queued message — the message won the race with the cancel — or with POC_CANCELLED
+  /// when none is queued. Takes precedence over cancel_completes for recvs.
+  std::atomic<bool> cancel_delivers{false};
   /// Status try_send returns (POC_OK accepts the message).
   std::atomic<poc_status> try_send_status{POC_OK};
 
@@ -197,8 +201,32 @@ class fake_port {
       std::lock_guard lock(f.mutex_);
       f.cancelled_ids_.push_back(id);
     }
+    if (f.cancel_delivers.load() && f.complete_recv_with_next(id)) return POC_OK;
     if (f.cancel_completes.load()) f.complete(id, POC_CANCELLED);
     return POC_OK;
+  }
+
+  // cancel_delivers: completes pending recv `id` with the next queued message (or CANCELLED).
+  // False if `id` is not a pending recv.
+  bool complete_recv_with_next(poc_op_id id) {
+    pending_op op;
+    std::optional<message> m;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = pending_.find(id);
+      if (it == pending_.end() || it->second.recv_cb == nullptr) return false;
+      op = it->second;
+      pending_.erase(it);
+      if (!to_deliver_.empty()) {
+        m = std::move(to_deliver_.front());
+        to_deliver_.pop_front();
+      }
+    }
+    if (m)
+      run(op, POC_OK, &*m);
+    else
+      run(op, POC_CANCELLED, nullptr);
+    return true;
   }
   static poc_status s_close(std::uint64_t h) {
     ++self(h).close_calls;

@@ -33,7 +33,9 @@
 #include <asio/error.hpp>
 #include <asio/execution_context.hpp>
 
+#include <cstddef>
 #include <expected>
+#include <memory>
 #include <optional>
 #include <system_error>
 #include <type_traits>
@@ -249,17 +251,16 @@ class basic_port_sender {
 /// side) in the destructor. Move-only. Concurrent async_receive operations are served in the
 /// order they were issued.
 ///
-/// Cancel safety: a receive whose cancellation loses the race to a message completes with success
-/// and that message — the Asio handler is always invoked, so the message is never lost (the Rust
-/// and C# importers keep such a message for their next receive because a dropped future or
-/// abandoned ValueTask has nobody to hand it to). A composition that discards the result of an
-/// operation it cancelled (awaitable operators `||`, parallel_group's wait_for_one) would discard
-/// that message too: check the losing branch's result, or use try_receive after the race.
+/// It also owns a small stash: messages that a cancelled receive got anyway, kept for the next
+/// async_receive / try_receive (see "Cancel safety" on async_receive). Moving the object moves the
+/// stash; close, release, detach and destruction drop what it holds (and what cancelled receives
+/// still in flight would keep), as closing drops queued messages.
 ///
 /// Thread safety
 ///   Distinct objects: safe. Shared objects: async_receive, try_receive, close, native_handle and
 ///   get_executor may be called concurrently; move, release, detach and destruction must not run
-///   concurrently with any other member. Pending operations do not refer to this object.
+///   concurrently with any other member. Pending operations do not refer to this object (a
+///   cancellable one shares the stash with it, which stays alive until both are gone).
 template <typename Executor = asio::any_io_executor>
 class basic_port_receiver {
  public:
@@ -278,10 +279,11 @@ class basic_port_receiver {
 
   /// Takes ownership of `port`. Handlers without an associated executor run on `ex`.
   /// Throws std::system_error(poc::errc::invalid) — without taking the port — if its vtable is
-  /// NULL or of another ABI version.
+  /// NULL or of another ABI version (std::bad_alloc, also without taking it, if out of memory).
   basic_port_receiver(const executor_type& ex, poc_receiver port)
       : ex_(ex), hint_(detail::stop_hint::for_executor(ex_)) {
     if (!is_usable(port)) throw std::system_error(make_error_code(errc::invalid), "poc_receiver");
+    state_ = std::make_shared<detail::receiver_state>();
     port_ = port;
   }
 
@@ -292,15 +294,19 @@ class basic_port_receiver {
       : basic_port_receiver(executor_type(ctx.get_executor()), port) {}
 
   basic_port_receiver(basic_port_receiver&& other) noexcept
-      : ex_(other.ex_), hint_(other.hint_), port_(std::exchange(other.port_, poc_receiver{})) {}
+      : ex_(other.ex_),
+        hint_(other.hint_),
+        port_(std::exchange(other.port_, poc_receiver{})),
+        state_(std::move(other.state_)) {}
 
-  /// Releases the port held now, then takes `other`'s.
+  /// Releases the port held now (dropping its stash), then takes `other`'s port and stash.
   basic_port_receiver& operator=(basic_port_receiver&& other) noexcept {
     if (this != &other) {
       (void)release();
       ex_ = other.ex_;
       hint_ = other.hint_;
       port_ = std::exchange(other.port_, poc_receiver{});
+      state_ = std::move(other.state_);
     }
     return *this;
   }
@@ -320,14 +326,29 @@ class basic_port_receiver {
   /// The port, still owned by this object.
   const poc_receiver& native_handle() const noexcept { return port_; }
 
-  /// Gives up ownership of the port without releasing it; the caller must release it.
-  poc_receiver detach() noexcept { return std::exchange(port_, poc_receiver{}); }
+  /// Number of messages in the stash: received by cancelled receives, waiting for the next
+  /// async_receive / try_receive (see "Cancel safety" on async_receive). A snapshot, for
+  /// diagnostics and tests.
+  std::size_t stashed() const noexcept { return state_ != nullptr ? state_->size() : 0; }
 
-  /// Dequeues a message now if one is queued. Never blocks.
+  /// Gives up ownership of the port without releasing it; the caller must release it.
+  /// Messages in this object's stash (see "Cancel safety" on async_receive) are dropped: drain them
+  /// with try_receive first if they matter.
+  poc_receiver detach() noexcept {
+    if (state_ != nullptr) std::exchange(state_, nullptr)->close();
+    return std::exchange(port_, poc_receiver{});
+  }
+
+  /// Dequeues a message now if one is queued: the oldest one in the stash (see "Cancel safety" on
+  /// async_receive), else one from the port. Never blocks.
   /// Errors: empty, closed (closed and drained), shutdown, invalid, panic (out of memory while
   /// copying the message, or the exporter broke the contract).
   std::expected<message, errc> try_receive() noexcept {
     if (!has_port()) return std::unexpected(errc::invalid);
+    if (state_->maybe_nonempty()) {
+      detail::stashed_message kept;
+      if (state_->take(kept)) return std::move(kept.msg);
+    }
     struct slot {
       std::optional<message> msg;
       bool failed = false;
@@ -357,16 +378,20 @@ class basic_port_receiver {
   }
 
   /// Closes the channel from the receiving side: pending and later sends fail with closed,
-  /// queued messages are dropped, pending receives complete with closed. Idempotent.
+  /// queued messages are dropped (the stash's too, and any that a cancelled receive would still
+  /// keep), pending receives complete with closed. Idempotent.
   std::expected<void, errc> close() noexcept {
     if (!has_port()) return std::unexpected(errc::invalid);
+    state_->close();
     detail::no_inline_scope scope;
     return detail::to_expected(port_.vtable->close(port_.handle));
   }
 
-  /// Gives the port back to its exporter now (implies close); the object then holds no port.
+  /// Gives the port back to its exporter now (implies close, and drops the stash); the object then
+  /// holds no port.
   std::expected<void, errc> release() noexcept {
     if (!has_port()) return std::unexpected(errc::invalid);
+    std::exchange(state_, nullptr)->close();
     const poc_receiver port = std::exchange(port_, poc_receiver{});
     detail::no_inline_scope scope;
     return detail::to_expected(port.vtable->release(port.handle));
@@ -376,16 +401,40 @@ class basic_port_receiver {
   ///
   /// @param token The completion token. The completion signature is
   /// @code void(std::error_code ec, poc::message msg) @endcode
-  /// `ec` is success (`msg` is the message), asio::error::operation_aborted (cancelled before
-  /// anything was dequeued), or a poc::errc: closed (the channel is closed and drained),
-  /// shutdown, invalid, panic. `msg` is empty unless `ec` is success.
+  /// `ec` is success (`msg` is the message), asio::error::operation_aborted (the operation was
+  /// cancelled; no message was taken from the channel, or the one taken was kept: see below), or
+  /// a poc::errc: closed (the channel is closed and drained), shutdown, invalid, panic. `msg` is
+  /// empty unless `ec` is success.
+  ///
+  /// If this object's stash holds a message (see below), the oldest one is taken instead of calling
+  /// the port, and the operation completes as if by asio::post with it.
   ///
   /// The handler is never invoked from inside this function; see async_send of
   /// basic_port_sender for how and where it runs.
   ///
   /// Per-operation cancellation: terminal, partial and total cancellation ask the exporter to
-  /// cancel. The operation completes exactly once: operation_aborted if nothing was dequeued, or
-  /// success and the message if the receive won the race (see "Cancel safety" above).
+  /// cancel. The operation completes exactly once. Once a cancellation was requested through the
+  /// handler's slot, the handler never gets a message: it gets operation_aborted (or the error the
+  /// receive failed with anyway, e.g. closed), and the operation has had no observable effect on
+  /// the channel — which is what partial and total cancellation promise.
+  ///
+  /// Cancel safety (contract rule 5): a message is never lost to a cancel. When a cancellation
+  /// was requested and the exporter delivered a message anyway (the receive won the race at the
+  /// port, or had completed and its handler was queued but had not run yet), the message is kept
+  /// in this object's stash and the handler gets operation_aborted with an empty message; the next
+  /// async_receive or try_receive on this object returns it, oldest first, before anything from the
+  /// port. So compositions that discard the result of an operation they cancelled — awaitable
+  /// operators `co_await (rx.async_receive(use_awaitable) || timer.async_wait(use_awaitable))`,
+  /// experimental::make_parallel_group(...).async_wait(wait_for_one(), ...) — lose nothing, and a
+  /// consumer that keeps one receive in flight at a time gets every message once and in order.
+  /// As Asio requires of cancellation slots, the cancellation must be emitted on the executor the
+  /// handler runs on: `||` does (the receive runs in a coroutine on the awaiting coroutine's
+  /// executor); parallel_group runs a deferred receive's handler on this object's executor, so on
+  /// a multi-threaded io_context give this object the strand the group runs on.
+  /// Without a cancellation request nothing changes; cancellation of the whole runtime
+  /// (poc::runtime::shutdown) is not a request through the slot: such a receive that wins the race
+  /// still completes with its message. Moving this object keeps the stash; close, release, detach
+  /// and destruction drop it, like the queued messages that closing the channel drops.
   template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, message)) CompletionToken =
                 asio::default_completion_token_t<executor_type>>
   auto async_receive(CompletionToken&& token = asio::default_completion_token_t<executor_type>()) {
@@ -410,7 +459,17 @@ class basic_port_receiver {
                                make_error_code(errc::invalid), message{});
         return;
       }
-      op::start_receive(std::forward<Handler>(handler), self_->ex_, self_->hint_, self_->port_);
+      const std::shared_ptr<detail::receiver_state>& stash = self_->state_;
+      if (stash->maybe_nonempty()) {  // an empty stash costs one atomic load
+        detail::stashed_message kept;
+        if (stash->take(kept)) {
+          detail::complete_from_stash(std::forward<Handler>(handler), self_->ex_, stash,
+                                      std::move(kept));
+          return;
+        }
+      }
+      op::start_receive(std::forward<Handler>(handler), self_->ex_, self_->hint_, self_->port_,
+                        stash);
     }
 
    private:
@@ -420,6 +479,7 @@ class basic_port_receiver {
   executor_type ex_;
   detail::stop_hint hint_;
   poc_receiver port_{};
+  std::shared_ptr<detail::receiver_state> state_;  // non-null while the object holds a port
 };
 
 /// A sender port imported into Asio, with a polymorphic executor.

@@ -12,6 +12,30 @@
 //      it unlinks it, moves the handler out, frees the op, then dispatches the handler (posts, if
 //      it is the initiator or the callback arrived inside one of the adapter's own calls).
 //   5. On the handler's executor, the cancellation slot is cleared, then the handler runs.
+//
+// Receives and the stash (contract rule 5 / Cancel step 4; "Cancel safety" in poc/port.hpp):
+//   * A receive whose handler has a connected cancellation slot installs a receive_slot_handler,
+//     not a cancel_slot_handler — also when recv returned OK at once (then with no port request),
+//     because the message is only handed over when the handler runs, and a cancel may be emitted
+//     until then. When emitted it first sets its `requested` flag (release), then asks the port to
+//     cancel. The flag lives in the slot's memory, which stays valid until the slot is cleared
+//     (step 5), so it outlives the op state, which is freed before the handler is submitted.
+//   * Such an op keeps a shared reference to the receiver's receiver_state (the stash), so the
+//     stash stays valid if the port_receiver is moved or destroyed while the op is in flight.
+//   * The decision is taken in step 5, not in the C callback: receive_completion_binder, on the
+//     handler's executor — where Asio requires emit to be serialised with the handler — reads
+//     `requested` (acquire), then clears the slot. If a cancel was requested and the outcome is
+//     success, the message goes to the stash and the handler gets operation_aborted and an empty
+//     message. Whatever the order of "cancel emitted", "exporter completed" and "completion
+//     queued", a handler whose cancel was requested before it ran never carries a message, and
+//     the message is not lost. (Deciding in the callback would miss a cancel emitted while the
+//     completion is queued — the window in which `||` and parallel_group discard a result.)
+//   * The next async_receive / try_receive takes the oldest stashed message before calling the
+//     port (an empty stash costs one atomic load); async_receive then completes as if by post,
+//     watching its slot in the same way: a cancelled stash-served receive puts its message back
+//     in its place (stash entries carry a sequence number).
+//   * Closing, releasing or detaching the receiver closes the stash: it drops what it holds and
+//     what in-flight receives would keep later (the handler still gets operation_aborted).
 #pragma once
 
 #include <poc/bridge.h>
@@ -29,10 +53,14 @@
 #include <asio/post.hpp>
 #include <asio/recycling_allocator.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <system_error>
 #include <tuple>
@@ -109,6 +137,169 @@ class completion_binder {
   std::tuple<Args...> args_;
 };
 
+/// One message kept by the stash, with its place in the order the stash gives messages out.
+struct stashed_message {
+  stashed_message() = default;
+  stashed_message(std::uint64_t s, message&& m) noexcept : seq(s), msg(std::move(m)) {}
+  std::uint64_t seq = 0;  // 0: not stashed yet
+  message msg;
+};
+
+/// The stash of one imported receiver: messages that a receive completed with after its handler's
+/// operation was cancelled, kept (oldest first) for the next receives. Shared by the
+/// port_receiver and its in-flight receives, so either may go first. Thread-safe.
+class receiver_state {
+ public:
+  /// True when the stash may hold a message: the fast path's only cost when it is empty. A receive
+  /// that happens after a stash (e.g. in the handler that got operation_aborted) sees it.
+  [[nodiscard]] bool maybe_nonempty() const noexcept {
+    return size_.load(std::memory_order_acquire) != 0;
+  }
+
+  /// Moves the oldest kept message to `out`; false if there is none.
+  bool take(stashed_message& out) noexcept {
+    std::lock_guard lock(mutex_);
+    if (queue_.empty()) return false;
+    out = std::move(queue_.front());
+    queue_.pop_front();
+    size_.store(queue_.size(), std::memory_order_release);
+    return true;
+  }
+
+  /// Keeps `msg`. `seq` 0: a message just received from the port, the newest; otherwise the seq of
+  /// a message that `take` gave out, put back in its place. After close(), drops it instead.
+  /// Strong guarantee: if this throws (out of memory), `msg` is untouched.
+  void keep(message& msg, std::uint64_t seq) {
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    if (seq == 0) seq = next_seq_++;
+    queue_.emplace_back(seq, std::move(msg));  // allocates before moving: strong guarantee
+    if (queue_.size() > 1 && queue_[queue_.size() - 2].seq > seq) {
+      const auto last = queue_.end() - 1;
+      const auto pos = std::upper_bound(queue_.begin(), last, seq,
+                                        [](std::uint64_t s, const stashed_message& m) {
+                                          return s < m.seq;
+                                        });
+      std::rotate(pos, last, queue_.end());  // noexcept moves
+    }
+    size_.store(queue_.size(), std::memory_order_release);
+  }
+
+  /// Drops every kept message, and every later one (the receiver closed the channel or let go of
+  /// its port: queued messages are dropped).
+  void close() noexcept {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    queue_.clear();
+    size_.store(0, std::memory_order_release);
+  }
+
+  /// Number of kept messages (tests, diagnostics).
+  [[nodiscard]] std::size_t size() const noexcept { return size_.load(std::memory_order_acquire); }
+
+ private:
+  mutable std::mutex mutex_;
+  std::deque<stashed_message> queue_;  // ordered by seq
+  std::uint64_t next_seq_ = 1;         // under mutex_
+  bool closed_ = false;                // under mutex_
+  std::atomic<std::size_t> size_{0};   // queue_.size(), written under mutex_
+};
+
+/// What a receive installs in its handler's cancellation slot: records that a cancel was
+/// requested (read when the handler is about to run), then asks the port to cancel (`request_`
+/// is empty when the op has already completed). Holds only values, like cancel_slot_handler.
+struct receive_slot_handler {
+  explicit receive_slot_handler(const stop_request& r) noexcept : request_(r) {}
+
+  void operator()(asio::cancellation_type_t type) noexcept {
+    if (type == asio::cancellation_type::none) return;
+    requested_.store(true, std::memory_order_release);  // before cancel: it may complete the op
+    request_();
+  }
+
+  [[nodiscard]] bool requested() const noexcept {
+    return requested_.load(std::memory_order_acquire);
+  }
+
+  stop_request request_;
+  std::atomic<bool> requested_{false};
+};
+
+/// Installs a receive_slot_handler in `handler`'s cancellation slot if it is connected; returns
+/// it, or nullptr (no slot, or out of memory: the receive then cannot be cancelled from the slot
+/// and delivers its outcome as it is).
+template <typename Handler>
+receive_slot_handler* install_receive_watch(Handler& handler,
+                                            const stop_request& request) noexcept {
+  asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
+  if (!slot.is_connected()) return nullptr;
+  try {
+    return &slot.template emplace<receive_slot_handler>(request);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+/// The function submitted to a receive handler's executor (step 5 with the stash): when the
+/// handler's operation was cancelled, a message goes to the stash instead of to the handler.
+template <typename Handler>
+class receive_completion_binder {
+ public:
+  using allocator_type = asio::associated_allocator_t<Handler>;
+
+  receive_completion_binder(Handler&& handler, receive_slot_handler* watch,
+                            std::shared_ptr<receiver_state> stash, std::error_code ec, message msg,
+                            std::uint64_t seq)
+      : handler_(std::move(handler)),
+        watch_(watch),
+        stash_(std::move(stash)),
+        ec_(ec),
+        msg_(std::move(msg)),
+        seq_(seq) {}
+
+  allocator_type get_allocator() const noexcept {
+    return asio::get_associated_allocator(handler_);
+  }
+
+  void operator()() {
+    if (watch_ != nullptr) {
+      const bool cancel_requested = watch_->requested();  // before clear() destroys it
+      asio::get_associated_cancellation_slot(handler_).clear();
+      watch_ = nullptr;
+      if (cancel_requested && !ec_ && stash_ != nullptr) {
+        try {
+          stash_->keep(msg_, seq_);
+          ec_ = asio::error::operation_aborted;
+          msg_ = message();
+        } catch (...) {
+          // Out of memory: the handler gets the message after all (late rather than lost).
+        }
+      }
+    }
+    std::move(handler_)(ec_, std::move(msg_));
+  }
+
+  /// Puts a message taken from the stash back, if this binder still holds it (it could not be
+  /// submitted). Best effort: out of memory here loses it.
+  void give_back() noexcept {
+    if (stash_ == nullptr || ec_) return;
+    try {
+      stash_->keep(msg_, seq_);
+    } catch (...) {
+    }
+    stash_.reset();
+  }
+
+ private:
+  Handler handler_;
+  receive_slot_handler* watch_;
+  std::shared_ptr<receiver_state> stash_;  // null when nothing could be stashed (no slot), or
+                                           // moved from
+  std::error_code ec_;
+  message msg_;
+  std::uint64_t seq_;  // the stash's seq of a message taken from it; 0 for one from the port
+};
+
 /// Rethrows, on the handler's executor, an exception that a handler dispatched inline from a C
 /// callback threw: it leaves io_context::run() as it would have, never the exporter's frames.
 struct rethrow_on_executor {
@@ -164,12 +355,15 @@ class import_op {
     op->started(s, port.vtable, port.handle);
   }
 
-  /// Starts a receive on `port` (Receive = true).
+  /// Starts a receive on `port` (Receive = true); `stash` is the receiver's state.
   template <typename H>
   static void start_receive(H&& handler, const IoExecutor& io_ex, const stop_hint& hint,
-                            const poc_receiver& port) {
+                            const poc_receiver& port,
+                            const std::shared_ptr<receiver_state>& stash) {
     static_assert(Receive);
     import_op* op = create(std::forward<H>(handler), io_ex, hint);
+    // Only a handler that can be cancelled can need the stash.
+    if (asio::get_associated_cancellation_slot(op->handler_).is_connected()) op->stash_ = stash;
     poc_status s;
     {
       no_inline_scope scope;
@@ -207,6 +401,8 @@ class import_op {
       if constexpr (Receive) {
         // OK means deliver already ran; an OK without a delivery breaks the contract.
         status_ = (s == POC_OK && !delivered_) ? POC_PANIC : (s == POC_OK ? status_ : s);
+        // A message is handed over only when the handler runs: watch for a cancel until then.
+        if (status_ == POC_OK) watch_ = install_receive_watch(handler_, stop_request{});
       } else {
         status_ = s;
       }
@@ -214,14 +410,18 @@ class import_op {
       return;
     }
     const stop_request request{&cancel_port_op<vtable_type>, vt, handle, op_id_};
-    asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler_);
-    if (slot.is_connected()) {
-      try {
-        slot.template emplace<cancel_slot_handler>(cancel_slot_handler{request});
-        slot_installed_ = true;
-      } catch (...) {
-        // Out of memory for the slot handler: the op stays uncancellable from this slot (it
-        // still completes, and the stop registry below still reaches it).
+    // Out of memory for the slot handler: the op stays uncancellable from this slot (it still
+    // completes, and the stop registry below still reaches it).
+    if constexpr (Receive) {
+      watch_ = install_receive_watch(handler_, request);
+    } else {
+      asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler_);
+      if (slot.is_connected()) {
+        try {
+          slot.template emplace<cancel_slot_handler>(cancel_slot_handler{request});
+          slot_installed_ = true;
+        } catch (...) {
+        }
       }
     }
     if (service_ != nullptr) {
@@ -278,9 +478,15 @@ class import_op {
     Handler handler(std::move(handler_));
     asio::executor_work_guard<work_executor_type> work(std::move(work_));
     const std::error_code ec = to_error_code(status_);
-    const bool clear_slot = slot_installed_;
+    [[maybe_unused]] const bool clear_slot = slot_installed_;
     [[maybe_unused]] message msg;
-    if constexpr (Receive) msg = std::move(msg_);
+    [[maybe_unused]] std::shared_ptr<receiver_state> stash;
+    [[maybe_unused]] receive_slot_handler* watch = nullptr;
+    if constexpr (Receive) {
+      msg = std::move(msg_);
+      stash = std::move(stash_);
+      watch = watch_;
+    }
     destroy(handler);
 
     auto submit = [&](auto&& fn) {
@@ -290,8 +496,8 @@ class import_op {
         post_completion(work.get_executor(), std::move(fn));
     };
     if constexpr (Receive)
-      submit(completion_binder<Handler, std::error_code, message>(std::move(handler), clear_slot,
-                                                                   ec, std::move(msg)));
+      submit(receive_completion_binder<Handler>(std::move(handler), watch, std::move(stash), ec,
+                                                std::move(msg), 0));
     else
       submit(completion_binder<Handler, std::error_code>(std::move(handler), clear_slot, ec));
   }
@@ -310,10 +516,32 @@ class import_op {
   poc_op_id op_id_ = 0;
   poc_status status_ = POC_OK;
   bool delivered_ = false;
-  bool slot_installed_ = false;
+  bool slot_installed_ = false;  // sends (a receive's slot handler is watch_)
   bool registered_ = false;
   [[no_unique_address]] std::conditional_t<Receive, message, empty> msg_;
+  [[no_unique_address]] std::conditional_t<Receive, std::shared_ptr<receiver_state>, empty> stash_;
+  [[no_unique_address]] std::conditional_t<Receive, receive_slot_handler*, empty> watch_{};
   stop_entry entry_;
 };
+
+/// Completes a receive with a message `taken` from `stash`, as if by asio::post (never inline),
+/// watching the handler's cancellation slot like any receive: cancelled before the handler runs,
+/// the message goes back to its place in the stash and the handler gets operation_aborted.
+template <typename Handler, typename IoExecutor>
+void complete_from_stash(Handler&& handler, const IoExecutor& io_ex,
+                         const std::shared_ptr<receiver_state>& stash, stashed_message&& taken) {
+  using handler_type = std::decay_t<Handler>;
+  handler_type h(std::forward<Handler>(handler));
+  auto ex = asio::get_associated_executor(h, io_ex);
+  receive_slot_handler* watch = install_receive_watch(h, stop_request{});
+  receive_completion_binder<handler_type> fn(std::move(h), watch, stash, std::error_code(),
+                                             std::move(taken.msg), taken.seq);
+  try {
+    post_completion(ex, std::move(fn));
+  } catch (...) {
+    fn.give_back();  // if it was not moved into the failed submission
+    throw;
+  }
+}
 
 }  // namespace poc::detail
