@@ -1,0 +1,50 @@
+namespace Poc.Bridge.Export;
+
+/// <summary>
+/// One send or receive of an exported channel that returned <c>POC_PENDING</c>: the only
+/// allocation a pending op costs. It is also the thread-pool work item that runs its completion,
+/// so completing it allocates nothing more.
+/// </summary>
+/// <remarks>
+/// <para>Exactly once: while pending, the op is linked in one of its channel's FIFOs
+/// (<see cref="PendingOpList"/>), which only code holding the channel's lock touches. Whoever
+/// unlinks it under that lock (a send or receive that serves it, cancel, close, release,
+/// shutdown) sets <see cref="Status"/> (and, for a receive, the message) and adds it to a
+/// <see cref="CompletionBatch"/>; the batch queues it to the thread pool after the lock is
+/// released. An op that is no longer linked cannot be found again, so it is queued once and its
+/// callback runs once.</para>
+/// <para>Never under a lock, never inline: <see cref="Execute"/> runs on a thread-pool thread,
+/// never inside the importer's call that caused the completion, with no lock of ours held — so
+/// the callback may call any port function (bridge.h rule 4).</para>
+/// </remarks>
+internal abstract unsafe class PendingOp : IThreadPoolWorkItem
+{
+    protected PendingOp(ulong id, ulong port, void* user)
+    {
+        Id = id;
+        Port = port;
+        User = user;
+    }
+
+    /// <summary>The op id written to the importer's <c>*op</c>; never reused by a channel.</summary>
+    internal ulong Id { get; }
+
+    /// <summary>Handle of the port that issued the op (cancel reaches only that port's ops).</summary>
+    internal ulong Port { get; }
+
+    /// <summary>The importer's <c>user</c> pointer, passed back to its callback.</summary>
+    protected void* User { get; }
+
+    /// <summary>Links of the FIFO while pending; <see cref="Next"/> then links the
+    /// <see cref="CompletionBatch"/>. Guarded by the channel's lock until the op is queued.</summary>
+    internal PendingOp? Prev;
+
+    /// <inheritdoc cref="Prev"/>
+    internal PendingOp? Next;
+
+    /// <summary>The outcome, set once by whoever unlinked the op, before it is queued.</summary>
+    internal int Status;
+
+    /// <summary>Runs the importer's callback with <see cref="Status"/> (thread pool, no lock held).</summary>
+    public abstract void Execute();
+}
