@@ -367,8 +367,9 @@ poc_status start_agent(poc_cpp_runtime* rt, poc_agent_done_fn done, void* user, 
   auto a = std::make_shared<agent>(ctx, done, user);
   asio::awaitable<void> body = make_body(a);
   if (!a->register_self()) return POC_SHUTDOWN;
-  a->launch(std::move(body));
+  // The id is written before the agent can run, so it is known before `done` can be called.
   if (out != nullptr) *out = a->id();
+  a->launch(std::move(body));
   return POC_OK;
 }
 
