@@ -14,8 +14,28 @@
 //! * messages follow the convention of docs/contract.md: `id = stream << 48 | seq`, payload
 //!   byte *i* = `(id + i) as u8`; `checksum` is the wrapping sum of message checksums.
 //!
-//! Stopping an agent drops its body: the pending send/receive futures in it are dropped, which
-//! cancels their port ops (on whatever runtime exports the port), and its ports are released.
+//! # Stopping, and exact accounting
+//!
+//! A stop ([`Runtime::cancel_agent`](crate::Runtime::cancel_agent), or the shutdown of the
+//! agent's runtime) is a signal the body watches at every await, like the C++ agents' stop
+//! reason and cancellation slot:
+//!
+//! * a **send** in flight is cancelled with [`PortSender::send_with_cancel`]: the port's cancel
+//!   is requested and the body waits for the op's one completion (bridge.h rule 5). If the send
+//!   won the race the message *was* enqueued and is counted; if the cancel took effect
+//!   (`CANCELLED`) it is not. So a producer's or echo's report counts exactly the messages
+//!   that reached the channel — a consumer that drains it receives exactly that many.
+//! * a **receive** in flight is dropped (the port's cancel is requested; a message that still
+//!   arrives goes to the `PortReceiver`'s stash and is dropped with the port, as queued messages
+//!   are when a receiver is released). A consumer or echo counts a message only once it has
+//!   processed it, in the same poll that received it, so it never counts one it did not see
+//!   and never loses one it counted.
+//! * no new op starts once the stop is seen; the body then returns the stop's status, drops its
+//!   ports (releasing them) and `done` reports.
+//!
+//! Shutdown waits (bounded) for its agents to finish this way; an agent whose exporter never
+//! completes a cancelled op is dropped when tokio stops, and its in-flight send is then not
+//! counted (outcome unknown).
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -27,7 +47,7 @@ use std::task::{Context, Poll};
 use futures::task::AtomicWaker;
 use futures::FutureExt;
 
-use crate::error::RecvError;
+use crate::error::{RecvError, SendError};
 use crate::export::channel::lock;
 use crate::ffi;
 use crate::import::slot::contain;
@@ -98,7 +118,49 @@ impl Tally {
     }
 }
 
-/// A one-shot stop request (`CANCELLED` or `SHUTDOWN`) that the agent's task awaits.
+/// What an agent body gets besides its ports: where it counts, and the stop it watches.
+pub(crate) struct Ctx {
+    pub(crate) tally: Arc<Tally>,
+    pub(crate) stop: Arc<StopSignal>,
+}
+
+impl Ctx {
+    /// The status an op's error ends the agent with: an op that ended `CANCELLED` reports why
+    /// the agent was stopped (`CANCELLED` or `SHUTDOWN`); any other status is reported as is.
+    fn status_of(&self, status: Status) -> Status {
+        match status {
+            Status::CANCELLED => self.stopped(),
+            s => s,
+        }
+    }
+
+    /// The status of a stopped agent.
+    fn stopped(&self) -> Status {
+        self.stop.reason().unwrap_or(Status::CANCELLED)
+    }
+
+    /// Sends `msg` unless the agent is stopped; a send in flight when the stop comes is
+    /// cancelled and its real outcome returned (`Ok`: it was enqueued).
+    async fn send(&self, tx: &PortSender, msg: Message) -> Result<(), SendError<Message>> {
+        tx.send_with_cancel(msg, self.stop.stopped()).await
+    }
+
+    /// Receives unless the agent is stopped: `None` once the stop is seen (checked before the
+    /// receive, so a busy channel cannot hide it). A receive in flight is then dropped: a
+    /// message it may still bring stays in `rx`'s stash, uncounted.
+    async fn recv(&self, rx: &mut PortReceiver) -> Option<Result<Message, RecvError>> {
+        let mut recv = rx.recv();
+        poll_fn(|cx| {
+            if self.stop.poll_stopped(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Pin::new(&mut recv).poll(cx).map(Some)
+        })
+        .await
+    }
+}
+
+/// A one-shot stop request (`CANCELLED` or `SHUTDOWN`) that the agent's body watches.
 pub(crate) struct StopSignal {
     status: AtomicI32,
     waker: AtomicWaker,
@@ -114,6 +176,20 @@ impl StopSignal {
         if self.status.compare_exchange(ffi::POC_OK, status.0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             self.waker.wake();
         }
+    }
+
+    /// The stop's status once one was requested.
+    fn reason(&self) -> Option<Status> {
+        match self.status.load(Ordering::Acquire) {
+            ffi::POC_OK => None,
+            s => Some(Status(s)),
+        }
+    }
+
+    /// A future that resolves once a stop is requested (one task polls it at a time: the
+    /// agent's).
+    fn stopped(&self) -> impl Future<Output = Status> + '_ {
+        poll_fn(move |cx| self.poll_stopped(cx))
     }
 
     fn poll_stopped(&self, cx: &mut Context<'_>) -> Poll<Status> {
@@ -157,12 +233,12 @@ impl Drop for DoneGuard {
     }
 }
 
-/// The task of one agent: runs the body until it ends, panics, or a stop is requested; then
-/// drops the body (releasing its ports, cancelling its pending ops) and reports.
+/// The task of one agent: runs the body until it ends (by itself, on an error, or because it
+/// saw a stop — see the module docs) or panics; then drops the body (releasing its ports) and
+/// reports.
 pub(crate) fn run(
     core: Arc<RtCore>,
     id: u64,
-    stop: Arc<StopSignal>,
     tally: Arc<Tally>,
     body: Body,
     done: DoneFn,
@@ -171,42 +247,37 @@ pub(crate) fn run(
     let mut guard = DoneGuard { core, id, tally, done: Some(done), outstanding: Some(outstanding) };
     async move {
         let mut body = std::panic::AssertUnwindSafe(body).catch_unwind();
-        let status = poll_fn(|cx| {
-            if let Poll::Ready(s) = stop.poll_stopped(cx) {
-                return Poll::Ready(s);
-            }
-            match Pin::new(&mut body).poll(cx) {
-                Poll::Ready(Ok(s)) => Poll::Ready(s),
-                Poll::Ready(Err(_panic)) => Poll::Ready(Status::PANIC),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await;
+        let status = match (&mut body).await {
+            Ok(s) => s,
+            Err(_panic) => Status::PANIC,
+        };
         contain(move || drop(body)); // releases the ports before `done` runs
         guard.fire(status);
     }
 }
 
 /// Producer: `count` messages of `stream`, `payload_len` bytes each, awaiting every send.
-pub(crate) async fn producer(tx: PortSender, stream: u64, count: u64, payload_len: usize, tally: Arc<Tally>) -> Status {
+pub(crate) async fn producer(tx: PortSender, stream: u64, count: u64, payload_len: usize, agent: Ctx) -> Status {
     for seq in 0..count {
         let msg = Message::with_pattern(crate::message::producer_id(stream, seq), payload_len);
         let sum = msg.checksum();
-        if let Err(e) = tx.send(msg).await {
-            return e.status();
+        if let Err(e) = agent.send(&tx, msg).await {
+            return agent.status_of(e.status());
         }
-        tally.count(sum);
+        agent.tally.count(sum);
     }
     drop(tx);
     Status::OK
 }
 
 /// Consumer: receives until `CLOSED`, checking order per stream and the payload pattern.
-pub(crate) async fn consumer(mut rx: PortReceiver, tally: Arc<Tally>) -> Status {
+pub(crate) async fn consumer(mut rx: PortReceiver, agent: Ctx) -> Status {
+    let tally = &agent.tally;
     // stream → the seq expected next; a stream starts at seq 0 (as the C++ consumer checks).
     let mut next_seq: HashMap<u64, u64> = HashMap::new();
     loop {
-        match rx.recv().await {
+        let Some(r) = agent.recv(&mut rx).await else { return agent.stopped() };
+        match r {
             Ok(m) => {
                 let (stream, seq) = (stream_of(m.id), seq_of(m.id));
                 let expected = next_seq.entry(stream).or_insert(0);
@@ -224,15 +295,17 @@ pub(crate) async fn consumer(mut rx: PortReceiver, tally: Arc<Tally>) -> Status 
 }
 
 /// Echo: sends every message of `rx` back to `tx`, unchanged, until `rx` reports `CLOSED`.
-pub(crate) async fn echo(mut rx: PortReceiver, tx: PortSender, tally: Arc<Tally>) -> Status {
+/// Counts a message once its send enqueued it.
+pub(crate) async fn echo(mut rx: PortReceiver, tx: PortSender, agent: Ctx) -> Status {
     loop {
-        match rx.recv().await {
+        let Some(r) = agent.recv(&mut rx).await else { return agent.stopped() };
+        match r {
             Ok(m) => {
                 let sum = m.checksum();
-                if let Err(e) = tx.send(m).await {
-                    return e.status();
+                if let Err(e) = agent.send(&tx, m).await {
+                    return agent.status_of(e.status());
                 }
-                tally.count(sum);
+                agent.tally.count(sum);
             }
             Err(RecvError::Closed) => return Status::OK,
             Err(e) => return e.status(),

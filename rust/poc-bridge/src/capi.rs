@@ -161,10 +161,10 @@ pub unsafe extern "C" fn poc_rust_producer_start(
         if crate::import::check_sender(&tx).is_err() {
             return Status::INVALID;
         }
-        let make = move |tally| -> agents::Body {
+        let make = move |agent| -> agents::Body {
             // SAFETY: checked above; ownership passes to the agent only now.
             let tx = unsafe { PortSender::from_raw(tx) }.expect("vtable checked");
-            Box::pin(agents::producer(tx, stream, count, payload_len, tally))
+            Box::pin(agents::producer(tx, stream, count, payload_len, agent))
         };
         // SAFETY: `out` NULL or writable (the caller's promise).
         match rt.start_agent(make, c_done(done, user), unsafe { out.as_mut() }) {
@@ -193,10 +193,10 @@ pub unsafe extern "C" fn poc_rust_consumer_start(
         if crate::import::check_receiver(&rx).is_err() {
             return Status::INVALID;
         }
-        let make = move |tally| -> agents::Body {
+        let make = move |agent| -> agents::Body {
             // SAFETY: checked above; ownership passes to the agent only now.
             let rx = unsafe { PortReceiver::from_raw(rx) }.expect("vtable checked");
-            Box::pin(agents::consumer(rx, tally))
+            Box::pin(agents::consumer(rx, agent))
         };
         // SAFETY: `out` NULL or writable (the caller's promise).
         match rt.start_agent(make, c_done(done, user), unsafe { out.as_mut() }) {
@@ -226,13 +226,13 @@ pub unsafe extern "C" fn poc_rust_echo_start(
         if crate::import::check_receiver(&rx).is_err() || crate::import::check_sender(&tx).is_err() {
             return Status::INVALID;
         }
-        let make = move |tally| -> agents::Body {
+        let make = move |agent| -> agents::Body {
             // SAFETY: checked above; ownership passes to the agent only now.
             let (rx, tx) = (
                 unsafe { PortReceiver::from_raw(rx) }.expect("vtable checked"),
                 unsafe { PortSender::from_raw(tx) }.expect("vtable checked"),
             );
-            Box::pin(agents::echo(rx, tx, tally))
+            Box::pin(agents::echo(rx, tx, agent))
         };
         // SAFETY: `out` NULL or writable (the caller's promise).
         match rt.start_agent(make, c_done(done, user), unsafe { out.as_mut() }) {

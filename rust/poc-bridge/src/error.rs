@@ -17,9 +17,15 @@ pub enum SendError<T> {
     /// `POC_SHUTDOWN`: the runtime that exports the port is shutting down or has shut down.
     #[error("the runtime that exports the channel is shut down")]
     Shutdown(T),
+    /// `POC_CANCELLED`: the send was cancelled before it had any effect. Nothing was enqueued.
+    /// The outcome of [`SendFuture::cancel`](crate::SendFuture::cancel) and
+    /// [`PortSender::send_with_cancel`](crate::PortSender::send_with_cancel) when the cancel
+    /// won the race (or came before the send started); also what a send gets when the exporter
+    /// cancels it on its own (e.g. its port was released while it waited).
+    #[error("the send was cancelled before it enqueued")]
+    Cancelled(T),
     /// Any other status: `POC_INVALID` (oversized payload, released port), `POC_PANIC`
-    /// (the exporter's code failed), `POC_CANCELLED` (cancelled by the exporter, e.g. when the
-    /// port was released), or a status the contract does not allow here.
+    /// (the exporter's code failed), or a status the contract does not allow here.
     #[error("send failed: {status}")]
     Failed {
         /// What the port answered.
@@ -34,6 +40,7 @@ impl<T> SendError<T> {
         match status {
             Status::CLOSED => SendError::Closed(value),
             Status::SHUTDOWN => SendError::Shutdown(value),
+            Status::CANCELLED => SendError::Cancelled(value),
             status => SendError::Failed { status, value },
         }
     }
@@ -41,7 +48,10 @@ impl<T> SendError<T> {
     /// The unsent value.
     pub fn into_inner(self) -> T {
         match self {
-            SendError::Closed(v) | SendError::Shutdown(v) | SendError::Failed { value: v, .. } => v,
+            SendError::Closed(v)
+            | SendError::Shutdown(v)
+            | SendError::Cancelled(v)
+            | SendError::Failed { value: v, .. } => v,
         }
     }
 
@@ -50,6 +60,7 @@ impl<T> SendError<T> {
         match self {
             SendError::Closed(_) => Status::CLOSED,
             SendError::Shutdown(_) => Status::SHUTDOWN,
+            SendError::Cancelled(_) => Status::CANCELLED,
             SendError::Failed { status, .. } => *status,
         }
     }
@@ -57,6 +68,11 @@ impl<T> SendError<T> {
     /// `true` for [`SendError::Closed`].
     pub fn is_closed(&self) -> bool {
         matches!(self, SendError::Closed(_))
+    }
+
+    /// `true` for [`SendError::Cancelled`]: the send had no effect because it was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, SendError::Cancelled(_))
     }
 }
 

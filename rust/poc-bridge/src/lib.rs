@@ -85,7 +85,7 @@ mod status;
 
 pub use agents::AgentReport;
 pub use error::{ImportError, RecvError, RuntimeError, SendError, TryRecvError, TrySendError};
-pub use import::{PortReceiver, PortSender, RecvFuture, SendFuture};
+pub use import::{PortReceiver, PortSender, RecvFuture, SendFuture, SendWithCancel};
 pub use message::Message;
 pub use runtime::{Runtime, SHUTDOWN_BOUND};
 pub use status::Status;

@@ -8,9 +8,10 @@
 //!    next step or sees the flag); `release` stays valid;
 //! 2. take every pending op of every channel and complete it with `SHUTDOWN`, in a task on the
 //!    runtime (exactly once, on a runtime thread, never under a lock);
-//! 3. stop every agent (they end with `SHUTDOWN` and release their ports; their pending import
-//!    ops on other runtimes' ports are cancelled by the drop); other tasks are dropped by tokio
-//!    in step 5, which cancels their import ops the same way;
+//! 3. stop every agent: each cancels its in-flight import op, waits for a send's real outcome
+//!    (so its report counts exactly what was enqueued; see [`agents`](crate::agents)), ends with
+//!    `SHUTDOWN` and releases its ports; other tasks are dropped by tokio in step 5, which
+//!    cancels their import ops (outcome unknown);
 //! 4. wait — bounded — until those completions and agents' `done` callbacks have run;
 //! 5. stop tokio (`shutdown_timeout`, bounded); anything still outstanding after the bounds is
 //!    reported on stderr, and a completion whose task was dropped unrun is run by its drop guard.
@@ -293,7 +294,7 @@ impl Runtime {
     /// once registered — on error it is dropped unrun), writes its id to `id_out` and spawns it.
     pub(crate) fn start_agent(
         &self,
-        make_body: impl FnOnce(Arc<agents::Tally>) -> agents::Body,
+        make_body: impl FnOnce(agents::Ctx) -> agents::Body,
         done: agents::DoneFn,
         id_out: Option<&mut u64>,
     ) -> Result<u64, RuntimeError> {
@@ -308,11 +309,11 @@ impl Runtime {
             self.core.track()
         };
         let tally = Arc::new(agents::Tally::default());
-        let body = make_body(Arc::clone(&tally));
+        let body = make_body(agents::Ctx { tally: Arc::clone(&tally), stop });
         if let Some(out) = id_out {
             *out = id;
         }
-        self.core.spawn(agents::run(Arc::clone(&self.core), id, stop, tally, body, done, guard));
+        self.core.spawn(agents::run(Arc::clone(&self.core), id, tally, body, done, guard));
         Ok(id)
     }
 
@@ -327,7 +328,7 @@ impl Runtime {
         done: impl FnOnce(&AgentReport) + Send + 'static,
     ) -> Result<u64, RuntimeError> {
         self.start_agent(
-            move |tally| Box::pin(agents::producer(tx, stream, count, payload_len, tally)),
+            move |agent| Box::pin(agents::producer(tx, stream, count, payload_len, agent)),
             Box::new(done),
             None,
         )
@@ -339,7 +340,7 @@ impl Runtime {
         rx: PortReceiver,
         done: impl FnOnce(&AgentReport) + Send + 'static,
     ) -> Result<u64, RuntimeError> {
-        self.start_agent(move |tally| Box::pin(agents::consumer(rx, tally)), Box::new(done), None)
+        self.start_agent(move |agent| Box::pin(agents::consumer(rx, agent)), Box::new(done), None)
     }
 
     /// Starts an echo agent: sends every message of `rx` back to `tx` until `rx` is closed.
@@ -349,7 +350,7 @@ impl Runtime {
         tx: PortSender,
         done: impl FnOnce(&AgentReport) + Send + 'static,
     ) -> Result<u64, RuntimeError> {
-        self.start_agent(move |tally| Box::pin(agents::echo(rx, tx, tally)), Box::new(done), None)
+        self.start_agent(move |agent| Box::pin(agents::echo(rx, tx, agent)), Box::new(done), None)
     }
 
     /// Asks an agent to stop; it ends with `CANCELLED` unless it already ended. Never blocks;

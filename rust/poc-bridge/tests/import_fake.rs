@@ -12,7 +12,8 @@ use std::task::{Poll, Wake, Waker};
 
 use common::fake::*;
 use common::*;
-use futures::{SinkExt, StreamExt};
+use futures::channel::oneshot;
+use futures::{future, SinkExt, StreamExt};
 use poc_bridge::ffi;
 use poc_bridge::{ImportError, Message, PortReceiver, PortSender, RecvError, SendError, Status, TryRecvError, TrySendError};
 
@@ -105,6 +106,177 @@ fn dropping_a_pending_send_cancels_it_once() {
     f.set_mode(Mode::Ok);
     futures::executor::block_on(tx.send(m(3))).unwrap();
     assert_eq!(f.cancels.lock().unwrap().len(), 1);
+}
+
+// --- cancel with a known outcome: SendFuture::cancel, PortSender::send_with_cancel --------------
+
+/// The race a dropped send cannot report: the cancel reached the port, but the send won (the
+/// exporter completes it OK — the message is enqueued). `cancel()` keeps the future, which says so.
+#[test]
+fn explicit_cancel_of_a_pending_send_that_won_the_race_resolves_ok() {
+    let (tx, f) = fake_sender(Mode::Pending);
+    let (wakes, waker) = counting_waker();
+    let mut fut = tx.send(m(1));
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    let op = f.pending()[0];
+    fut.cancel();
+    fut.cancel();
+    assert_eq!(*f.cancels.lock().unwrap(), [op], "the port's cancel is requested once");
+    assert!(poll_once(&mut fut, &waker).is_pending(), "the outcome is not known until the op completes");
+    let f2 = f.clone();
+    within("the cancelled send wins the race", move || f2.complete_send(op, Status::OK));
+    assert_eq!(wakes.wakes.load(Ordering::SeqCst), 1, "the completion wakes the task");
+    assert!(matches!(poll_once(&mut fut, &waker), Poll::Ready(Ok(()))), "enqueued: Ok");
+    fut.cancel(); // resolved: nothing to do
+    drop(fut);
+    assert_eq!(f.cancels.lock().unwrap().len(), 1);
+}
+
+/// The other outcome of the same race: the cancel took effect (CANCELLED), nothing was enqueued,
+/// and the message comes back.
+#[test]
+fn explicit_cancel_of_a_pending_send_that_had_no_effect_gives_the_message_back() {
+    let (tx, f) = fake_sender(Mode::Pending);
+    let (_, waker) = counting_waker();
+    let mut fut = tx.send(m(1));
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    let op = f.pending()[0];
+    fut.cancel();
+    assert_eq!(*f.cancels.lock().unwrap(), [op]);
+    let f2 = f.clone();
+    within("the cancel takes effect", move || f2.complete_send(op, Status::CANCELLED));
+    match poll_once(&mut fut, &waker) {
+        Poll::Ready(Err(e @ SendError::Cancelled(_))) => {
+            assert!(e.is_cancelled());
+            assert_eq!(e.status(), Status::CANCELLED);
+            assert_eq!(e.into_inner(), m(1), "the unsent message comes back");
+        }
+        other => panic!("expected Cancelled with the message, got {other:?}"),
+    }
+    // any other real outcome is reported as is (here the channel closed meanwhile)
+    let mut fut = tx.send(m(2));
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    fut.cancel();
+    f.complete_send(f.pending()[0], Status::CLOSED);
+    assert!(matches!(poll_once(&mut fut, &waker), Poll::Ready(Err(SendError::Closed(x))) if x == m(2)));
+}
+
+#[test]
+fn explicit_cancel_before_the_first_poll_sends_nothing() {
+    let (tx, f) = fake_sender(Mode::Ok);
+    let (_, waker) = counting_waker();
+    let mut fut = tx.send(m(1));
+    fut.cancel();
+    assert!(matches!(poll_once(&mut fut, &waker), Poll::Ready(Err(SendError::Cancelled(x))) if x == m(1)));
+    assert_eq!(f.sends.load(Ordering::SeqCst), 0, "the port was never called");
+    assert!(f.cancels.lock().unwrap().is_empty() && f.sent.lock().unwrap().is_empty());
+}
+
+/// The completion was published before `cancel()` (the task had not polled yet): no cancel is
+/// sent to the port and the future resolves with the published outcome.
+#[test]
+fn explicit_cancel_after_the_completion_was_published_does_not_ask_the_port() {
+    let (tx, f) = fake_sender(Mode::Pending);
+    let (_, waker) = counting_waker();
+    let mut fut = tx.send(m(1));
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    f.complete_send(f.pending()[0], Status::OK);
+    fut.cancel();
+    assert!(f.cancels.lock().unwrap().is_empty(), "a completed op is not cancelled");
+    assert!(matches!(poll_once(&mut fut, &waker), Poll::Ready(Ok(()))));
+}
+
+#[test]
+fn send_with_cancel_signalled_before_the_start_sends_nothing() {
+    let (tx, f) = fake_sender(Mode::Ok);
+    let e = block_on_local(tx.send_with_cancel(m(1), future::ready(()))).unwrap_err();
+    assert!(matches!(&e, SendError::Cancelled(x) if *x == m(1)), "{e:?}");
+    assert_eq!(f.sends.load(Ordering::SeqCst), 0, "the port was never called");
+    // a signal that never fires: an ordinary send
+    block_on_local(tx.send_with_cancel(m(2), future::pending::<()>())).unwrap();
+    assert_eq!(*f.sent.lock().unwrap(), [m(2)]);
+    assert!(f.cancels.lock().unwrap().is_empty());
+}
+
+#[test]
+fn send_with_cancel_reports_a_send_that_won_the_race_as_ok() {
+    let (tx, f) = fake_sender(Mode::Pending);
+    let (stop, signal) = oneshot::channel::<()>();
+    let (wakes, waker) = counting_waker();
+    let mut fut = tx.send_with_cancel(m(1), signal);
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    let op = f.pending()[0];
+    stop.send(()).unwrap();
+    assert_eq!(wakes.wakes.load(Ordering::SeqCst), 1, "the signal wakes the task");
+    assert!(poll_once(&mut fut, &waker).is_pending(), "cancel requested; the outcome is not known yet");
+    assert_eq!(*f.cancels.lock().unwrap(), [op]);
+    let f2 = f.clone();
+    within("the cancelled send wins the race", move || f2.complete_send(op, Status::OK));
+    assert_eq!(wakes.wakes.load(Ordering::SeqCst), 2, "the completion wakes the task");
+    assert!(matches!(poll_once(&mut fut, &waker), Poll::Ready(Ok(()))), "enqueued: Ok");
+    assert_eq!(f.cancels.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn send_with_cancel_reports_a_cancel_that_took_effect_with_the_message() {
+    let (tx, f) = fake_sender(Mode::Pending);
+    let (stop, signal) = oneshot::channel::<()>();
+    let (_, waker) = counting_waker();
+    let mut fut = tx.send_with_cancel(m(1), signal);
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    let op = f.pending()[0];
+    stop.send(()).unwrap();
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    assert_eq!(*f.cancels.lock().unwrap(), [op]);
+    let f2 = f.clone();
+    within("the cancel takes effect", move || f2.complete_send(op, Status::CANCELLED));
+    assert!(matches!(poll_once(&mut fut, &waker), Poll::Ready(Err(SendError::Cancelled(x))) if x == m(1)));
+}
+
+/// Completion and signal both happened before the next poll: the published outcome wins, and
+/// the port is not asked to cancel an op that is over.
+#[test]
+fn send_with_cancel_prefers_an_outcome_published_before_the_signal() {
+    let (tx, f) = fake_sender(Mode::Pending);
+    let (stop, signal) = oneshot::channel::<()>();
+    let (_, waker) = counting_waker();
+    let mut fut = tx.send_with_cancel(m(1), signal);
+    assert!(poll_once(&mut fut, &waker).is_pending());
+    f.complete_send(f.pending()[0], Status::OK);
+    stop.send(()).unwrap();
+    assert!(matches!(poll_once(&mut fut, &waker), Poll::Ready(Ok(()))));
+    assert!(f.cancels.lock().unwrap().is_empty());
+    // completed inside the call (before `send` returned): resolved on the first poll, signal or not
+    f.set_mode(Mode::InlineThenPending(Status::OK));
+    let (stop, signal) = oneshot::channel::<()>();
+    let mut fut = tx.send_with_cancel(m(2), signal);
+    assert!(matches!(poll_once(&mut fut, &waker), Poll::Ready(Ok(()))));
+    drop(stop);
+    assert!(f.cancels.lock().unwrap().is_empty());
+}
+
+/// Any future is a signal, including a `!Unpin` one (an `async` block, pinned in place by the
+/// send): here it fires from another thread while the task is parked in `block_on`, the send
+/// wins the race, and the task learns it.
+#[test]
+fn send_with_cancel_takes_any_signal_future() {
+    let (tx, f) = fake_sender(Mode::Pending);
+    let (stop, signal) = oneshot::channel::<()>();
+    let f2 = f.clone();
+    let exporter = std::thread::spawn(move || {
+        let op = f2.wait_pending();
+        stop.send(()).unwrap();
+        f2.wait_cancel(op);
+        f2.complete_send(op, Status::OK);
+    });
+    let r = block_on("send with an async-block signal", async move {
+        let signal = async move {
+            let _ = signal.await;
+        };
+        tx.send_with_cancel(m(1), signal).await
+    });
+    assert!(r.is_ok(), "the send won: Ok, got {r:?}");
+    within("exporter thread", move || exporter.join().unwrap());
 }
 
 #[test]

@@ -112,6 +112,17 @@ fn no_op_state_is_leaked_on_any_path() {
         f.cancels.lock().unwrap().clear();
     });
     assert_eq!(g, 0, "send dropped while pending, completed after the drop");
+    for outcome in [Status::OK, Status::CANCELLED] {
+        let g = growth(1000, |i| {
+            let mut fut = tx.send(m(i));
+            assert!(poll_once(&mut fut, &waker).is_pending());
+            fut.cancel(); // explicit cancel: the future waits for the real outcome
+            f.complete_send(f.pending()[0], outcome);
+            assert!(poll_once(&mut fut, &waker).is_ready());
+            f.cancels.lock().unwrap().clear();
+        });
+        assert_eq!(g, 0, "explicit cancel of a pending send, completed {outcome}");
+    }
     drop(tx);
 
     let (mut rx, f) = fake_receiver(Mode::Pending);

@@ -12,6 +12,11 @@ assert_impl_all!(PortSender: Send, Sync, Unpin, futures::Sink<Message>);
 assert_impl_all!(PortReceiver: Send, Sync, Unpin, futures::Stream<Item = Message>);
 assert_impl_all!(SendFuture<'static>: Send, Sync, Unpin);
 assert_impl_all!(RecvFuture<'static>: Send, Sync, Unpin);
+// The cancel-aware send is as Send/Sync/Unpin as its signal (a !Unpin signal is pinned in place).
+assert_impl_all!(SendWithCancel<'static, futures::future::Ready<()>>: Send, Sync, Unpin);
+assert_impl_all!(SendWithCancel<'static, std::future::Pending<()>>: Send, Sync, Unpin);
+assert_not_impl_any!(SendWithCancel<'static, std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>: Send, Sync);
+assert_not_impl_any!(SendWithCancel<'static, std::marker::PhantomPinned>: Unpin);
 
 // Errors are plain data and real errors.
 assert_impl_all!(SendError<Message>: Send, Sync, std::error::Error);

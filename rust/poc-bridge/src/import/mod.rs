@@ -25,7 +25,11 @@
 //!    on its own executor, never inline on the exporter's thread. A wake that arrives before the
 //!    waker is registered is not lost: the future registers, then checks the result.
 //! 4. Dropping a pending future calls the port's `cancel` (a request). The slot stays alive until
-//!    the completion has run, whatever the order.
+//!    the completion has run, whatever the order. A dropped send cannot report whether its
+//!    message went out; [`SendFuture::cancel`] (or [`PortSender::send_with_cancel`]) requests the
+//!    same cancel but keeps the future, which then resolves to the op's real outcome: `Ok` if
+//!    the send won the race, [`SendError::Cancelled`](crate::SendError::Cancelled) (message
+//!    back) if the cancel took effect.
 //! 5. A receive that completes with a message after its future was dropped keeps the message in
 //!    the `PortReceiver` (the *stash*); the next receive returns it before asking the port again,
 //!    so a message is never lost to a cancel.
@@ -53,4 +57,4 @@ pub(crate) mod slot;
 pub(crate) use receiver::check_receiver_vtable as check_receiver;
 pub use receiver::{PortReceiver, RecvFuture};
 pub(crate) use sender::check_sender_vtable as check_sender;
-pub use sender::{PortSender, SendFuture};
+pub use sender::{PortSender, SendFuture, SendWithCancel};

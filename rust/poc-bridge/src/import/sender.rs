@@ -125,8 +125,9 @@ impl PortSender {
     /// SendError<Message>>`) that returns a named future. The port copies the message during the
     /// first poll; the future keeps it only to give it back in a [`SendError`]. Resolves to
     /// `Ok(())` once the message is enqueued, or to the error with the unsent message:
-    /// [`SendError::Closed`], [`SendError::Shutdown`], [`SendError::Failed`] (`INVALID` for an
-    /// oversized payload, `PANIC`, …).
+    /// [`SendError::Closed`], [`SendError::Shutdown`], [`SendError::Cancelled`] (only if the
+    /// exporter cancels it on its own, or after [`SendFuture::cancel`]), [`SendError::Failed`]
+    /// (`INVALID` for an oversized payload, `PANIC`, …).
     ///
     /// # Cancel safety
     ///
@@ -135,6 +136,12 @@ impl PortSender {
     /// enqueued). Either way the message is not duplicated, but after a drop you cannot tell
     /// which happened: this method is not cancel-safe in the sense of tokio's `Sender::send`
     /// if you need to know whether the message went out.
+    ///
+    /// To cancel a send **and learn its outcome**, do not drop the future: call
+    /// [`SendFuture::cancel`] and keep awaiting it, or use [`send_with_cancel`](Self::send_with_cancel),
+    /// which does that when a cancel signal fires. Both resolve to `Ok(())` if the message was
+    /// enqueued and to [`SendError::Cancelled`] (with the message) if the cancel took effect —
+    /// the way to account for every message when a task is stopped.
     ///
     /// # Examples
     ///
@@ -149,6 +156,58 @@ impl PortSender {
     /// ```
     pub fn send(&self, msg: Message) -> SendFuture<'_> {
         SendFuture { tx: self, state: State::Start(msg) }
+    }
+
+    /// Sends a message unless `cancel` resolves first, and reports what really happened.
+    ///
+    /// An `async fn` in effect (`async fn send_with_cancel(&self, msg: Message, cancel: impl
+    /// Future) -> Result<(), SendError<Message>>`): [`send`](Self::send) raced against a cancel
+    /// signal (a stop flag, a timer, a shutdown token — any future; its output is ignored)
+    /// without losing track of the message. The send is polled first once it has started, so
+    /// an outcome already published wins over a signal that fired meanwhile:
+    ///
+    /// * `cancel` already resolved on the first poll: nothing is sent; resolves to
+    ///   [`SendError::Cancelled`] with the message, without calling the port.
+    /// * the send completes (fast path or later) before `cancel` resolves: its result, as
+    ///   [`send`](Self::send)'s.
+    /// * `cancel` resolves while the send is pending: the port's cancel is requested
+    ///   ([`SendFuture::cancel`]) and the future keeps waiting for the op's one completion
+    ///   (bridge.h rule 5): `Ok(())` if the send won the race — the message **was** enqueued —
+    ///   or `Err(SendError::Cancelled(msg))` if the cancel took effect (or another error, e.g.
+    ///   `Closed`, if the op ended that way: nothing was enqueued either). `cancel` is dropped
+    ///   then and not polled again.
+    ///
+    /// It never blocks; after a cancel it resolves when the exporter completes the op, which it
+    /// does at once for an op still waiting for room.
+    ///
+    /// # Cancel safety
+    ///
+    /// This is the cancel-aware form of `send`: when the cancellation comes through `cancel`,
+    /// the result says exactly whether the message went out. Dropping the returned future
+    /// itself behaves like dropping a [`SendFuture`] (cancel requested, outcome unknown).
+    ///
+    /// # Examples
+    ///
+    /// A producer that stops on a signal and counts exactly the messages that were enqueued:
+    ///
+    /// ```
+    /// use futures::future::{pending, ready};
+    /// use poc_bridge::{Message, Runtime, SendError};
+    ///
+    /// let rt = Runtime::new(1).unwrap();
+    /// let (tx, mut rx) = rt.channel(1).unwrap();
+    /// futures::executor::block_on(async {
+    ///     // no stop yet: the message goes out
+    ///     tx.send_with_cancel(Message::new(1, vec![]), pending::<()>()).await.unwrap();
+    ///     // stopped before the send started: nothing is sent, the message comes back
+    ///     let e = tx.send_with_cancel(Message::new(2, vec![]), ready(())).await.unwrap_err();
+    ///     assert!(matches!(e, SendError::Cancelled(m) if m.id == 2));
+    ///     assert_eq!(rx.recv().await.unwrap().id, 1);
+    ///     assert!(rx.try_recv().is_err(), "message 2 was never enqueued");
+    /// });
+    /// ```
+    pub fn send_with_cancel<C: Future>(&self, msg: Message, cancel: C) -> SendWithCancel<'_, C> {
+        SendWithCancel { send: self.send(msg), cancel: Some(cancel) }
     }
 
     /// Enqueues a message now if there is room; never waits.
@@ -275,16 +334,87 @@ struct Inflight {
 }
 
 enum State {
+    /// Not polled yet: nothing was sent.
     Start(Message),
+    /// Cancelled before the first poll: resolves to `Cancelled` without calling the port.
+    Cancelled(Message),
     Pending(Option<Inflight>),
     Done,
 }
 
-/// Future of [`PortSender::send`]. Dropping it while pending cancels the op (see `send`).
+/// Future of [`PortSender::send`].
+///
+/// Dropping it while pending asks the port to cancel the op, and the outcome is then unknown
+/// (see `send`). To cancel and learn the outcome, call [`cancel`](Self::cancel) and keep
+/// awaiting it.
 #[must_use = "futures do nothing unless polled"]
 pub struct SendFuture<'a> {
     tx: &'a PortSender,
     state: State,
+}
+
+impl SendFuture<'_> {
+    /// Requests cancellation of this send; keep awaiting the future to learn its real outcome.
+    ///
+    /// Unlike dropping the future — which also asks the port to cancel but forgets the answer —
+    /// the future stays alive and resolves to what actually happened (bridge.h rule 5: a
+    /// cancelled op still completes exactly once, with `CANCELLED` if it had no effect or with
+    /// its real outcome if it won the race):
+    ///
+    /// * `Ok(())` — the send won the race: the message **was** enqueued;
+    /// * `Err(SendError::Cancelled(msg))` — the cancel took effect: nothing was enqueued, and the
+    ///   message comes back;
+    /// * another error (`Closed`, `Shutdown`, …) if the op ended that way: nothing was enqueued.
+    ///
+    /// States: before the first poll nothing has been sent, so the future resolves to
+    /// `Cancelled` on its next poll without calling the port; while the op is pending the port's
+    /// `cancel` is called (at most once per op, and not at all if the completion is already
+    /// published); once the future has resolved this does nothing. Never blocks.
+    ///
+    /// # Cancel safety
+    ///
+    /// This is how to cancel a send without losing track of the message. Dropping the future
+    /// after calling `cancel` (before it resolved) is allowed but brings back the uncertainty
+    /// of a plain drop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Context;
+    /// use futures::FutureExt;
+    /// use poc_bridge::{Message, Runtime, SendError};
+    ///
+    /// let rt = Runtime::new(1).unwrap();
+    /// let (tx, mut rx) = rt.channel(1).unwrap();
+    /// tx.try_send(Message::new(1, vec![])).unwrap(); // capacity 1: full
+    /// let mut send = tx.send(Message::new(2, vec![]));
+    /// let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    /// assert!(send.poll_unpin(&mut cx).is_pending()); // waits for room
+    /// send.cancel();
+    /// // the cancel won: nothing was enqueued and the message comes back
+    /// // (had the receiver made room first, this would be Ok(()) and message 2 would be queued)
+    /// match futures::executor::block_on(send) {
+    ///     Err(SendError::Cancelled(m)) => assert_eq!(m.id, 2),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert_eq!(rx.try_recv().unwrap().id, 1);
+    /// assert!(rx.try_recv().is_err());
+    /// ```
+    pub fn cancel(&mut self) {
+        match &mut self.state {
+            State::Start(_) => {
+                let State::Start(msg) = std::mem::replace(&mut self.state, State::Done) else { unreachable!() };
+                self.state = State::Cancelled(msg);
+            }
+            State::Pending(Some(op)) => self.tx.cancel(op),
+            State::Cancelled(_) | State::Pending(None) | State::Done => {}
+        }
+    }
+
+    /// `true` until the first poll issued the send (or a cancel made it moot).
+    fn is_unstarted(&self) -> bool {
+        matches!(self.state, State::Start(_))
+    }
 }
 
 impl fmt::Debug for SendFuture<'_> {
@@ -298,6 +428,10 @@ impl Future for SendFuture<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        if let State::Cancelled(_) = this.state {
+            let State::Cancelled(msg) = std::mem::replace(&mut this.state, State::Done) else { unreachable!() };
+            return Poll::Ready(Err(SendError::Cancelled(msg)));
+        }
         if let State::Start(_) = this.state {
             let State::Start(msg) = std::mem::replace(&mut this.state, State::Done) else { unreachable!() };
             match this.tx.start(msg) {
@@ -313,17 +447,75 @@ impl Future for SendFuture<'_> {
                 Poll::Ready(r)
             }
             State::Done => panic!("SendFuture polled after completion"),
-            State::Start(_) => unreachable!(),
+            State::Start(_) | State::Cancelled(_) => unreachable!(),
         }
     }
 }
 
 impl Drop for SendFuture<'_> {
+    /// A pending send is cancelled (a request; whether the message went out is then unknown —
+    /// use [`SendFuture::cancel`] to learn it). The op's slot lives until its completion ran.
     fn drop(&mut self) {
         if let State::Pending(Some(op)) = &mut self.state {
             self.tx.cancel(op);
         }
     }
+}
+
+/// Future of [`PortSender::send_with_cancel`]: a send that is cancelled, with its real outcome
+/// reported, when a cancel signal `C` resolves.
+#[must_use = "futures do nothing unless polled"]
+pub struct SendWithCancel<'a, C> {
+    send: SendFuture<'a>,
+    /// The signal, until it fired (then dropped, never polled again). Structurally pinned.
+    cancel: Option<C>,
+}
+
+impl<C> fmt::Debug for SendWithCancel<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendWithCancel").field("cancel_fired", &self.cancel.is_none()).finish_non_exhaustive()
+    }
+}
+
+impl<C: Future> Future for SendWithCancel<'_, C> {
+    type Output = Result<(), SendError<Message>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: pin projection by hand. `cancel` is structurally pinned: it is never moved
+        // out, only polled through `Pin` and dropped in place (`Pin::set(None)`); there is no
+        // `Unpin` impl beyond the auto one (which requires `C: Unpin`) and no `Drop` impl.
+        // `send` is `Unpin` and not structurally pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let mut cancel = unsafe { Pin::new_unchecked(&mut this.cancel) };
+        let send = &mut this.send;
+        // Not started and already cancelled: send nothing.
+        if send.is_unstarted() && fired(&mut cancel, cx) {
+            send.cancel();
+        }
+        // The send first: an outcome already published wins over a signal that fired since.
+        if let Poll::Ready(r) = Pin::new(&mut *send).poll(cx) {
+            return Poll::Ready(r);
+        }
+        if fired(&mut cancel, cx) {
+            send.cancel();
+            // It may have completed meanwhile; otherwise this registers the waker again.
+            return Pin::new(send).poll(cx);
+        }
+        Poll::Pending
+    }
+}
+
+/// Polls the cancel signal if it has not fired yet; `true` (and the signal dropped) when it
+/// fires now.
+fn fired<C: Future>(cancel: &mut Pin<&mut Option<C>>, cx: &mut Context<'_>) -> bool {
+    let ready = match cancel.as_mut().as_pin_mut() {
+        Some(c) => c.poll(cx).is_ready(),
+        None => false,
+    };
+    if ready {
+        cancel.set(None);
+    }
+    ready
 }
 
 /// `Sink<Message>`: one send in flight at a time. `poll_ready` / `poll_flush` wait for it;

@@ -42,6 +42,7 @@ pub struct Fake {
     pub sends: AtomicUsize,
     pub recvs: AtomicUsize,
     pub cancels: Mutex<Vec<poc_op_id>>,
+    pub cancel_requested: Condvar,
     pub closes: AtomicUsize,
     pub releases: AtomicUsize,
     pub sent: Mutex<Vec<Message>>,
@@ -69,6 +70,7 @@ impl Fake {
             sends: Default::default(),
             recvs: Default::default(),
             cancels: Default::default(),
+            cancel_requested: Condvar::new(),
             closes: Default::default(),
             releases: Default::default(),
             sent: Default::default(),
@@ -90,6 +92,14 @@ impl Fake {
         let ops = self.ops.lock().unwrap();
         let (ops, _) = self.op_registered.wait_timeout_while(ops, LIMIT, |ops| ops.is_empty()).unwrap();
         ops.first().unwrap_or_else(|| panic!("timed out after {LIMIT:?} waiting for a pending op")).id
+    }
+
+    /// Waits (bounded) until the adapter asked to cancel `op`.
+    pub fn wait_cancel(&self, op: poc_op_id) {
+        let cancels = self.cancels.lock().unwrap();
+        let (cancels, _) =
+            self.cancel_requested.wait_timeout_while(cancels, LIMIT, |c| !c.contains(&op)).unwrap();
+        assert!(cancels.contains(&op), "timed out after {LIMIT:?} waiting for the cancel of op {op}");
     }
 
     pub fn register(&self, op: Op) {
@@ -167,7 +177,9 @@ unsafe extern "C" fn f_send(
 }
 
 unsafe extern "C" fn f_cancel(h: u64, op: poc_op_id) -> ffi::poc_status {
-    fake(h).cancels.lock().unwrap().push(op);
+    let f = fake(h);
+    f.cancels.lock().unwrap().push(op);
+    f.cancel_requested.notify_all();
     ffi::POC_OK // a request: the test decides how the op completes
 }
 
