@@ -5,9 +5,10 @@ using static Poc.Bridge.Tests.ImportTestSupport;
 namespace Poc.Bridge.Tests;
 
 /// <summary>
-/// <see cref="CppRuntime"/> and <see cref="RustRuntime"/>: their agents against each other's
-/// channels, agent cancellation, shutdown and disposal, and what happens to ports when an agent
-/// cannot start. Each test gets a fresh C++ and a fresh Rust runtime.
+/// <see cref="CppRuntime"/> and <see cref="RustRuntime"/>: echo agents, agent cancellation, shutdown
+/// and disposal, and what happens to ports when an agent cannot start. Each test gets a fresh C++ and
+/// a fresh Rust runtime. Producer → channel → consumer transfers, close, producer cancellation races
+/// and the owner's shutdown, over every combination of runtimes: ConformanceTestBase.
 /// </summary>
 public sealed class NativeRuntimeTests : IAsyncLifetime
 {
@@ -16,16 +17,6 @@ public sealed class NativeRuntimeTests : IAsyncLifetime
     public static TheoryData<string> Natives => new() { "C++", "Rust" };
 
     public static TheoryData<string, string> NativePairs => new() { { "C++", "C++" }, { "C++", "Rust" }, { "Rust", "C++" }, { "Rust", "Rust" } };
-
-    public static TheoryData<string, string, string> NativeTriples()
-    {
-        var data = new TheoryData<string, string, string>();
-        foreach (string producer in new[] { "C++", "Rust" })
-            foreach (string owner in new[] { "C++", "Rust" })
-                foreach (string consumer in new[] { "C++", "Rust" })
-                    data.Add(producer, owner, consumer);
-        return data;
-    }
 
     public Task InitializeAsync()
     {
@@ -37,23 +28,6 @@ public sealed class NativeRuntimeTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         foreach (IBridgeRuntime runtime in _runtimes.Values) await runtime.DisposeAsync().Within($"disposing the {runtime.Name} runtime");
-    }
-
-    [Theory]
-    [MemberData(nameof(NativeTriples))]
-    public async Task Agents_ProducerThroughChannelToConsumer_ConsumerCountsEveryMessage(string producer, string owner, string consumer)
-    {
-        const ulong Count = 2000;
-        var (tx, rx) = _runtimes[owner].CreateChannel(capacity: 8);
-        Task<AgentReport> consuming = _runtimes[consumer].RunConsumerAsync(rx);
-        Task<AgentReport> producing = _runtimes[producer].RunProducerAsync(tx, stream: 21, count: Count, payloadLength: 16);
-        Assert.False(tx.IsOwned);
-        Assert.False(rx.IsOwned);
-
-        AgentReport sent = await producing.Within($"the {producer} producer");
-        AgentReport received = await consuming.Within($"the {consumer} consumer");
-        AssertReport(sent, Count, sent.Checksum, $"{producer} producer");
-        AssertReport(received, Count, sent.Checksum, $"{consumer} consumer on a {owner} channel");
     }
 
     [Theory]
@@ -112,22 +86,6 @@ public sealed class NativeRuntimeTests : IAsyncLifetime
         AgentReport report = await producing.Within($"the cancelled {agent} producer");
         Assert.Equal(Status.Cancelled, report.Status);
         Assert.InRange(report.Messages, 1UL, 999_999UL);
-        ((IDisposable)reader).Dispose();
-    }
-
-    [Theory]
-    [InlineData("C++", "Rust")]
-    [InlineData("Rust", "C++")]
-    public async Task RunProducerAsync_ChannelOwnerShutsDown_ReportsShutdown(string agent, string owner)
-    {
-        var (tx, rx) = _runtimes[owner].CreateChannel(capacity: 1);
-        ChannelReader<Message> reader = rx.ToReader();
-        Task<AgentReport> producing = _runtimes[agent].RunProducerAsync(tx, stream: 2, count: 1_000_000, payloadLength: 4);
-        await reader.ReadAsync().Within("the first message");
-
-        await _runtimes[owner].ShutdownAsync().Within($"the {owner} shutdown");
-        AgentReport report = await producing.Within($"the {agent} producer");
-        Assert.Equal(Status.Shutdown, report.Status);
         ((IDisposable)reader).Dispose();
     }
 
