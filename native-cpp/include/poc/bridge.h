@@ -438,6 +438,87 @@ POC_API poc_status poc_rust_echo_start(poc_rust_runtime* rt, poc_receiver rx, po
                                        poc_agent_done_fn done, void* user, poc_agent_id* out);
 POC_API poc_status poc_rust_agent_cancel(poc_rust_runtime* rt, poc_agent_id agent);
 
+/* ============================================================================================== */
+/* Section - Async calls exported by Rust (rust/poc-bridge/src/future, docs/contract.md "Futures") */
+/* ============================================================================================== */
+
+/*
+ * The async calls of ARCHITECTURE.md §2.5, each returning a poc_future (Section - Futures) that
+ * the caller polls, cancels and releases exactly once. A future's value is message-shaped; the
+ * encodings are given per function. POC_ERROR values are {id = error code, data = UTF-8 message}.
+ *
+ * Where a future runs: futures that are pure computation, async locks or channel waits
+ * (fetch_user, load_config, the Database methods) run on whichever thread polls them and need no
+ * runtime; futures that need tokio's timer or reactor (sync_all) run as a task of a
+ * poc_rust_runtime, and their poc_future only awaits that task (cancel/release aborts it).
+ * String arguments are NUL-terminated UTF-8, copied before the call returns.
+ */
+
+/**
+ * fetch_user(id) into `*out`. Value: id = the user id, data = the UTF-8 name (1 "alice",
+ * 2 "bob", 42 "ada"). POC_ERROR 404 "user <id> not found" for another id >= 0; a negative id
+ * panics inside the future (poll then returns POC_PANIC with the panic message), to demonstrate
+ * containment. Yields once (its first poll returns POC_PENDING and wakes at once).
+ * Returns POC_OK or POC_INVALID (NULL out).
+ */
+POC_API poc_status poc_rust_fetch_user(int32_t id, poc_future* out);
+
+/**
+ * load_config(path) into `*out`. Reads nothing from disk: the value is the synthetic config
+ * id = 1 (config version), data = "path=<path>\nversion=1\nworkers=4\n"; POC_ERROR 400
+ * "empty path" for "". Returns POC_OK or POC_INVALID (NULL or non-UTF-8 path, NULL out).
+ */
+POC_API poc_status poc_rust_load_config(const char* path, poc_future* out);
+
+/**
+ * Database::connect(url) into `*db`, a handle (0 is never valid) freed with
+ * poc_rust_database_free. Nothing is opened: rows live in memory. Returns POC_OK or POC_INVALID
+ * (NULL, non-UTF-8 or empty url, NULL db).
+ */
+POC_API poc_status poc_rust_database_connect(const char* url, uint64_t* db);
+
+/**
+ * Database::query(&self, sql) into `*out`: any sql starting with SELECT (case-insensitive)
+ * returns every row — value id = row count, data = the rows joined by '\n' (empty for none);
+ * other sql gives POC_ERROR 400. Queries share the database's async lock (they wait for an
+ * insert in progress). The future keeps the database alive after poc_rust_database_free.
+ * Returns POC_OK or POC_INVALID (stale db, NULL or non-UTF-8 sql, NULL out).
+ */
+POC_API poc_status poc_rust_database_query(uint64_t db, const char* sql, poc_future* out);
+
+/**
+ * Database::insert(&mut self, row) into `*out`: takes the database's async lock exclusively
+ * (inserts are serialised, in the order they first polled), yields once while holding it, then
+ * appends `row`. Value: id = row count after the insert, data = the row. POC_ERROR 400 for an
+ * empty row or one containing '\n'. Cancelling or releasing it before it finished releases the
+ * lock and appends nothing. Returns POC_OK or POC_INVALID as poc_rust_database_query.
+ */
+POC_API poc_status poc_rust_database_insert(uint64_t db, const char* row, poc_future* out);
+
+/** Free a database handle (futures already made keep the object alive). POC_OK, or POC_INVALID
+ *  for a stale handle (the handle is stale afterwards). */
+POC_API poc_status poc_rust_database_free(uint64_t db);
+
+/**
+ * sync_all() into `*out`: a task spawned on `rt` that runs `steps` steps of `step_ms` ms
+ * (tokio timer), counting each. Value: id = steps done, data = "synced <steps> items".
+ * Cancel or release aborts the task (it stops before its next step); poll then returns
+ * POC_CANCELLED. POC_SHUTDOWN from poll if the runtime stopped the task. Returns POC_OK,
+ * POC_INVALID (NULL rt or out) or POC_SHUTDOWN (the runtime is stopping).
+ */
+POC_API poc_status poc_rust_sync_all(poc_rust_runtime* rt, uint32_t steps, uint32_t step_ms,
+                                     poc_future* out);
+
+/**
+ * Progress of the sync_all future whose handle is `future` (valid until it is released):
+ * `*steps_done` = steps completed; `*running` (may be NULL) = 1 while its task is alive, 0 once
+ * it ended (finished, aborted by cancel/release, or stopped by shutdown) — `running` is read
+ * first, so when it is 0 the count is final. POC_OK, or POC_INVALID (stale handle, a future
+ * that is not a sync_all, NULL steps_done). Any thread; never blocks.
+ */
+POC_API poc_status poc_rust_sync_progress(uint64_t future, uint64_t* steps_done,
+                                          uint32_t* running);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

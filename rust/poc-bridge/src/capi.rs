@@ -2,11 +2,12 @@
 //! [`Runtime`]. Each catches panics at the boundary (`POC_PANIC`) and checks its pointers
 //! (`POC_INVALID`). A `poc_rust_runtime*` is a `Box<Runtime>`.
 
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void, CStr};
 
 use crate::agents::{self, AgentReport};
 use crate::export::ffi_guard;
-use crate::ffi::{self, poc_agent_done_fn, poc_receiver, poc_rust_runtime, poc_sender, poc_status};
+use crate::ffi::{self, poc_agent_done_fn, poc_future, poc_receiver, poc_rust_runtime, poc_sender, poc_status};
+use crate::future::{examples, export_future, export_future_with_progress, sync_progress, CallError};
 use crate::import::{PortReceiver, PortSender};
 use crate::{Runtime, Status};
 
@@ -256,5 +257,190 @@ pub unsafe extern "C" fn poc_rust_agent_cancel(rt: *mut poc_rust_runtime, agent:
             Status::OK
         }
         None => Status::INVALID,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Async calls exported by Rust (bridge.h "Section - Async calls exported by Rust")
+// ---------------------------------------------------------------------------------------------
+
+/// A NUL-terminated UTF-8 string argument; `None` for NULL or invalid UTF-8.
+fn utf8_arg(s: *const c_char) -> Option<String> {
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: the caller promises a NUL-terminated string, readable for the call.
+    unsafe { CStr::from_ptr(s) }.to_str().ok().map(str::to_owned)
+}
+
+/// Exports `fut` into `*out` (checked writable by the caller).
+fn put_future(
+    out: &mut poc_future,
+    fut: impl std::future::Future<Output = Result<crate::Message, CallError>> + Send + 'static,
+) -> Status {
+    match export_future(fut) {
+        Ok(f) => {
+            *out = f;
+            Status::OK
+        }
+        Err(s) => s,
+    }
+}
+
+/// `fetch_user(id)` as a future into `*out`: value `{id, UTF-8 name}`; `POC_ERROR` 404 for an
+/// unknown id; `POC_PANIC` for a negative id. Pure: runs on the poller's thread.
+/// Returns `POC_OK` or `POC_INVALID` (NULL out).
+///
+/// # Safety
+///
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn poc_rust_fetch_user(id: i32, out: *mut poc_future) -> poc_status {
+    ffi_guard(|| {
+        // SAFETY: NULL or writable (the caller's promise).
+        let Some(out) = (unsafe { out.as_mut() }) else { return Status::INVALID };
+        put_future(out, examples::fetch_user(id))
+    })
+}
+
+/// `load_config(path)` as a future: a synthetic config (nothing is read from disk), `POC_ERROR`
+/// 400 for an empty path. `POC_INVALID` for NULL or non-UTF-8 `path`, NULL `out`.
+///
+/// # Safety
+///
+/// `path` NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn poc_rust_load_config(path: *const c_char, out: *mut poc_future) -> poc_status {
+    ffi_guard(|| {
+        // SAFETY: NULL or writable (the caller's promise).
+        let (Some(path), Some(out)) = (utf8_arg(path), unsafe { out.as_mut() }) else { return Status::INVALID };
+        put_future(out, examples::load_config(path))
+    })
+}
+
+/// `Database::connect(url)` into `*db` (a handle; free it with `poc_rust_database_free`).
+/// `POC_OK`; `POC_INVALID` for NULL/non-UTF-8/empty url or NULL db.
+///
+/// # Safety
+///
+/// `url` NULL or NUL-terminated; `db` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn poc_rust_database_connect(url: *const c_char, db: *mut u64) -> poc_status {
+    ffi_guard(|| {
+        // SAFETY: NULL or writable (the caller's promise).
+        let (Some(url), Some(db)) = (utf8_arg(url), unsafe { db.as_mut() }) else { return Status::INVALID };
+        let Ok(d) = examples::Database::connect(&url) else { return Status::INVALID };
+        match examples::DATABASES.insert(d) {
+            Some(h) => {
+                *db = h;
+                Status::OK
+            }
+            None => Status::INVALID,
+        }
+    })
+}
+
+/// `Database::query(&self, sql)` as a future. `POC_INVALID` for a stale db, NULL/non-UTF-8 sql,
+/// NULL out. The future keeps the database alive.
+///
+/// # Safety
+///
+/// `sql` NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn poc_rust_database_query(db: u64, sql: *const c_char, out: *mut poc_future) -> poc_status {
+    ffi_guard(|| {
+        // SAFETY: NULL or writable (the caller's promise).
+        let (Some(d), Some(sql), Some(out)) = (examples::DATABASES.get(db), utf8_arg(sql), unsafe { out.as_mut() })
+        else {
+            return Status::INVALID;
+        };
+        put_future(out, d.query(sql))
+    })
+}
+
+/// `Database::insert(&mut self, row)` as a future (inserts are serialised). `POC_INVALID` as
+/// for query.
+///
+/// # Safety
+///
+/// `row` NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn poc_rust_database_insert(db: u64, row: *const c_char, out: *mut poc_future) -> poc_status {
+    ffi_guard(|| {
+        // SAFETY: NULL or writable (the caller's promise).
+        let (Some(d), Some(row), Some(out)) = (examples::DATABASES.get(db), utf8_arg(row), unsafe { out.as_mut() })
+        else {
+            return Status::INVALID;
+        };
+        put_future(out, d.insert(row))
+    })
+}
+
+/// Frees a database handle (futures already made keep the object alive). `POC_OK`, or
+/// `POC_INVALID` for a stale handle.
+#[no_mangle]
+pub extern "C" fn poc_rust_database_free(db: u64) -> poc_status {
+    ffi_guard(|| match examples::DATABASES.remove(db) {
+        Some(d) => {
+            drop(d);
+            Status::OK
+        }
+        None => Status::INVALID,
+    })
+}
+
+/// `sync_all()` spawned on the Rust runtime: `steps` steps of `step_ms` ms (tokio timer); the
+/// future awaits the task, cancel/release aborts it. `POC_OK`, `POC_INVALID` (NULL rt/out),
+/// `POC_SHUTDOWN`.
+///
+/// # Safety
+///
+/// `rt` NULL or live; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn poc_rust_sync_all(
+    rt: *mut poc_rust_runtime,
+    steps: u32,
+    step_ms: u32,
+    out: *mut poc_future,
+) -> poc_status {
+    ffi_guard(|| {
+        // SAFETY: NULL or writable (the caller's promise).
+        let (Some(rt), Some(out)) = (runtime(rt), unsafe { out.as_mut() }) else { return Status::INVALID };
+        match examples::sync_all(rt, steps, step_ms) {
+            Ok((fut, progress)) => match export_future_with_progress(fut, progress) {
+                Ok(f) => {
+                    *out = f;
+                    Status::OK
+                }
+                Err(s) => s,
+            },
+            Err(e) => e.status(),
+        }
+    })
+}
+
+/// Progress of the `sync_all` future `future` (its handle, until released): steps done into
+/// `*steps_done`, and into `*running` (may be NULL) 1 while its task is alive, 0 once it ended
+/// (finished, aborted by cancel, or stopped by shutdown: `steps_done` then never changes).
+/// `POC_OK`; `POC_INVALID` for a stale handle, a future that is not a sync_all, NULL steps_done.
+///
+/// # Safety
+///
+/// `steps_done` NULL or writable; `running` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn poc_rust_sync_progress(future: u64, steps_done: *mut u64, running: *mut u32) -> poc_status {
+    ffi_guard(|| {
+        // SAFETY: NULL or writable (the caller's promise).
+        let (Some(p), Some(steps_done)) = (sync_progress(future), unsafe { steps_done.as_mut() }) else {
+            return Status::INVALID;
+        };
+        // Read `running` first: if it says 0, the count read after it is final.
+        let r = p.running();
+        *steps_done = p.steps_done();
+        // SAFETY: NULL or writable (the caller's promise).
+        if let Some(running) = unsafe { running.as_mut() } {
+            *running = r as u32;
+        }
+        Status::OK
     })
 }

@@ -166,7 +166,7 @@ unsafe impl Send for poc_receiver {}
 unsafe impl Sync for poc_receiver {}
 
 // ---------------------------------------------------------------------------------------------
-// Section - Futures (reserved; built in the "Async calls" work)
+// Section - Futures (exported and imported by src/future)
 // ---------------------------------------------------------------------------------------------
 
 /// Wake-up of a pending future: exactly once per `POC_PENDING`, any thread, never under a lock.

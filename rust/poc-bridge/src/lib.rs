@@ -30,6 +30,7 @@
 //! | [`import`] | the wake-up adapter: `PortSender`, `PortReceiver` |
 //! | [`export`] | the tokio channel exporter: handle table, vtables, channel state |
 //! | [`Runtime`] | the runtime, channel creation, shutdown, agents |
+//! | [`future`] | async calls: Rust futures exported as `poc_future`, [`ForeignFuture`] over any `poc_future`, the BoltFFI examples |
 //! | `capi` | the `#[no_mangle] poc_rust_*` functions of bridge.h |
 //!
 //! ## Example: a tokio channel, exported and imported again
@@ -78,6 +79,7 @@ mod capi;
 pub mod error;
 pub mod export;
 pub mod ffi;
+pub mod future;
 pub mod import;
 pub mod message;
 mod runtime;
@@ -95,3 +97,8 @@ pub use capi::{
     poc_rust_echo_start, poc_rust_producer_start, poc_rust_runtime_free, poc_rust_runtime_new,
     poc_rust_runtime_shutdown,
 };
+pub use capi::{
+    poc_rust_database_connect, poc_rust_database_free, poc_rust_database_insert, poc_rust_database_query,
+    poc_rust_fetch_user, poc_rust_load_config, poc_rust_sync_all, poc_rust_sync_progress,
+};
+pub use future::{CallError, ForeignFuture};

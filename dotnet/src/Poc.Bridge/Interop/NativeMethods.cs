@@ -136,6 +136,16 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library)] internal static partial int poc_rust_echo_start(nint rt, poc_receiver rx, poc_sender tx, delegate* unmanaged<void*, poc_agent_report*, void> done, void* user, ulong* @out);
     [LibraryImport(Library)] internal static partial int poc_rust_agent_cancel(nint rt, ulong agent);
 
+    // Section - Async calls exported by Rust
+    [LibraryImport(Library)] internal static partial int poc_rust_fetch_user(int id, poc_future* @out);
+    [LibraryImport(Library)] internal static partial int poc_rust_load_config(byte* path, poc_future* @out);
+    [LibraryImport(Library)] internal static partial int poc_rust_database_connect(byte* url, ulong* db);
+    [LibraryImport(Library)] internal static partial int poc_rust_database_query(ulong db, byte* sql, poc_future* @out);
+    [LibraryImport(Library)] internal static partial int poc_rust_database_insert(ulong db, byte* row, poc_future* @out);
+    [LibraryImport(Library)] internal static partial int poc_rust_database_free(ulong db);
+    [LibraryImport(Library)] internal static partial int poc_rust_sync_all(nint rt, uint steps, uint step_ms, poc_future* @out);
+    [LibraryImport(Library)] internal static partial int poc_rust_sync_progress(ulong future, ulong* steps_done, uint* running);
+
     /// <summary>The static name of a status (bridge.h <c>poc_status_str</c>).</summary>
     internal static string StatusName(int status) =>
         Marshal.PtrToStringUTF8((nint)poc_status_str(status)) ?? "UNKNOWN";
