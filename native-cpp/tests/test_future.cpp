@@ -5,6 +5,8 @@
 //
 // Rules: every wait is bounded and fails with a message; no sleeps are used to synchronise;
 // polls, wakes, cancels, releases and handler calls are counted and asserted.
+#include "async_test_support.hpp"
+
 #include <poc/bridge.h>
 #include <poc/detail/future_op.hpp>
 #include <poc/detail/stop_registry.hpp>
@@ -47,7 +49,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr auto bound = 10s;  // upper bound of every wait; reaching it is a failure
+using namespace poc::test;
 
 // ---------------------------------------------------------------------------------------------
 // The fake exporter
@@ -243,63 +245,6 @@ poc_future make_future(const std::shared_ptr<fake_future>& f) {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-::testing::AssertionResult run_to_completion(asio::io_context& io) {
-  io.restart();
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!io.stopped()) {
-    io.run_for(100ms);
-    if (std::chrono::steady_clock::now() > deadline)
-      return ::testing::AssertionFailure() << "io_context still had work after 10 s";
-  }
-  return ::testing::AssertionSuccess();
-}
-
-template <typename T>
-::testing::AssertionResult ready(std::future<T>& f) {
-  if (f.wait_for(bound) != std::future_status::ready)
-    return ::testing::AssertionFailure() << "future not ready within 10 s";
-  return ::testing::AssertionSuccess();
-}
-
-// An io_context run by `n` background threads for the duration of a test.
-struct background_io {
-  explicit background_io(int n = 1) {
-    for (int i = 0; i < n; ++i) threads.emplace_back([this] { io.run(); });
-  }
-  ~background_io() {
-    guard.reset();
-    for (auto& t : threads) t.join();
-  }
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
-  std::vector<std::thread> threads;
-};
-
-struct alloc_stats {
-  std::atomic<int> allocs{0};
-  std::atomic<int> deallocs{0};
-};
-template <typename T>
-struct counting_allocator {
-  using value_type = T;
-  alloc_stats* stats;
-  explicit counting_allocator(alloc_stats* s) noexcept : stats(s) {}
-  template <typename U>
-  counting_allocator(const counting_allocator<U>& o) noexcept : stats(o.stats) {}
-  T* allocate(std::size_t n) {
-    ++stats->allocs;
-    return std::allocator<T>().allocate(n);
-  }
-  void deallocate(T* p, std::size_t n) noexcept {
-    ++stats->deallocs;
-    std::allocator<T>().deallocate(p, n);
-  }
-  template <typename U>
-  bool operator==(const counting_allocator<U>& o) const noexcept {
-    return stats == o.stats;
-  }
-};
 
 // What one plain-callback await saw.
 struct outcome {

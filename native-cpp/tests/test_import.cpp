@@ -3,6 +3,7 @@
 //
 // Rules: every wait is bounded and fails with a message; no sleeps are used to synchronise;
 // completions are counted and asserted to happen exactly once.
+#include "async_test_support.hpp"
 #include "fake_port.hpp"
 
 #include <poc/bridge.h>
@@ -49,24 +50,12 @@ namespace {
 using namespace std::chrono_literals;
 using poc::test::fake_port;
 
-constexpr auto bound = 10s;  // upper bound of every wait; reaching it is a failure
+using namespace poc::test;
 
 poc::message make_msg(std::uint64_t id, std::size_t len = 16) {
   poc::message m(id, std::vector<std::uint8_t>(len));
   poc::fill_pattern(id, m.payload);
   return m;
-}
-
-// Runs `io` until it has no more work (bounded).
-::testing::AssertionResult run_to_completion(asio::io_context& io) {
-  io.restart();
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!io.stopped()) {
-    io.run_for(100ms);
-    if (std::chrono::steady_clock::now() > deadline)
-      return ::testing::AssertionFailure() << "io_context still had work after 10 s";
-  }
-  return ::testing::AssertionSuccess();
 }
 
 // Runs `io` until `pred()` holds (bounded).
@@ -83,49 +72,6 @@ template <typename Pred>
   return ::testing::AssertionSuccess();
 }
 
-template <typename T>
-::testing::AssertionResult ready(std::future<T>& f) {
-  if (f.wait_for(bound) != std::future_status::ready)
-    return ::testing::AssertionFailure() << "future not ready within 10 s";
-  return ::testing::AssertionSuccess();
-}
-
-// An io_context run by one background thread for the duration of a test.
-struct background_io {
-  asio::io_context io{1};
-  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
-  std::thread thread{[this] { io.run(); }};
-  ~background_io() {
-    guard.reset();
-    thread.join();
-  }
-};
-
-// Allocation accounting for the handler's associated allocator.
-struct alloc_stats {
-  std::atomic<int> allocs{0};
-  std::atomic<int> deallocs{0};
-};
-template <typename T>
-struct counting_allocator {
-  using value_type = T;
-  alloc_stats* stats;
-  explicit counting_allocator(alloc_stats* s) noexcept : stats(s) {}
-  template <typename U>
-  counting_allocator(const counting_allocator<U>& o) noexcept : stats(o.stats) {}
-  T* allocate(std::size_t n) {
-    ++stats->allocs;
-    return std::allocator<T>().allocate(n);
-  }
-  void deallocate(T* p, std::size_t n) noexcept {
-    ++stats->deallocs;
-    std::allocator<T>().deallocate(p, n);
-  }
-  template <typename U>
-  bool operator==(const counting_allocator<U>& o) const noexcept {
-    return stats == o.stats;
-  }
-};
 
 // Leaves `msgs` in rx's stash (in that order) the way contract rule 5 describes: receives whose
 // cancel is requested (the fake only records it) and which the exporter then completes, in
