@@ -25,6 +25,9 @@ public sealed class RustRuntime : IBridgeRuntime
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not in 1..64.</exception>
     public RustRuntime(int threads = 1) => _runtime = new NativeRuntime(NativeRuntimeApi.Rust, threads);
 
+    /// <summary>The native runtime (its handle, for the async calls that need it: RustCalls.SyncAllAsync).</summary>
+    internal NativeRuntime Native => _runtime;
+
     /// <summary>"Rust".</summary>
     public string Name => _runtime.Name;
 

@@ -246,8 +246,12 @@ internal sealed class NativeRuntime
         }
     }
 
-    /// <summary>Takes a reference for one call; the caller releases it.</summary>
-    private nint Enter()
+    /// <summary>Releases the reference taken by <see cref="Enter"/>.</summary>
+    internal void Leave() => _handle.DangerousRelease();
+
+    /// <summary>Takes a reference for one call; the caller releases it (<see cref="Leave"/>).
+    /// Internal for the async calls that take a runtime (RustCalls.SyncAllAsync).</summary>
+    internal nint Enter()
     {
         bool added = false;
         try
