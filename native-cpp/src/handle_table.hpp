@@ -21,6 +21,7 @@ namespace poc::detail {
 enum class handle_kind : std::uint8_t {
   sender = 1,
   receiver = 2,
+  future = 3,  // tag 0xC3: a future exported by C++ (future_export.cpp)
 };
 
 /// A table of live objects addressed by 64-bit handles.

@@ -519,6 +519,30 @@ POC_API poc_status poc_rust_sync_all(poc_rust_runtime* rt, uint32_t steps, uint3
 POC_API poc_status poc_rust_sync_progress(uint64_t future, uint64_t* steps_done,
                                           uint32_t* running);
 
+/* ============================================================================================== */
+/* Section - Async calls exported by C++ (native-cpp/src/future_export.cpp, contract "Futures")   */
+/* ============================================================================================== */
+
+/*
+ * Asio async operations exported as poc_futures (Section - Futures), for Rust and C# to await.
+ * Each operation runs on the io_context of a poc_cpp_runtime (on a strand of its own); its
+ * poc_future only observes it: poll returns the outcome once the operation finished, otherwise
+ * POC_PENDING, and the operation's completion calls the stored wake (on a runtime thread).
+ * cancel emits the operation's Asio cancellation (per-operation cancellation slot) and the next
+ * poll returns POC_CANCELLED; release cancels an unfinished operation. A C++ exception becomes
+ * POC_PANIC. When the runtime shuts down, unfinished operations are cancelled and their futures'
+ * polls return POC_SHUTDOWN. POC_ERROR values are {id = error code, data = UTF-8 message}.
+ */
+
+/**
+ * delayed_square(x) into `*out`: an asio::steady_timer on `rt` waits `delay_ms` ms, then the
+ * value is id = x * x, data = empty. POC_ERROR 400 "overflow" when x * x does not fit in 64 bits
+ * (x > 2^32 - 1). Returns POC_OK, POC_INVALID (NULL rt or out) or POC_SHUTDOWN (the runtime is
+ * stopping; nothing was started).
+ */
+POC_API poc_status poc_cpp_delayed_square(poc_cpp_runtime* rt, uint64_t x, uint32_t delay_ms,
+                                          poc_future* out);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

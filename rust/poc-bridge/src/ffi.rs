@@ -307,6 +307,14 @@ pub mod cpp {
             out: *mut poc_agent_id,
         ) -> poc_status;
         pub fn poc_cpp_agent_cancel(rt: *mut poc_cpp_runtime, agent: poc_agent_id) -> poc_status;
+
+        // Section - Async calls exported by C++
+        pub fn poc_cpp_delayed_square(
+            rt: *mut poc_cpp_runtime,
+            x: u64,
+            delay_ms: u32,
+            out: *mut poc_future,
+        ) -> poc_status;
     }
 }
 

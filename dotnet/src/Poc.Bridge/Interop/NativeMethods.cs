@@ -125,6 +125,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library)] internal static partial int poc_cpp_timer_start(nint rt, poc_sender tx, uint interval_ms, ulong max_count, delegate* unmanaged<void*, poc_agent_report*, void> done, void* user, ulong* @out);
     [LibraryImport(Library)] internal static partial int poc_cpp_agent_cancel(nint rt, ulong agent);
 
+    // Section - Async calls exported by C++
+    [LibraryImport(Library)] internal static partial int poc_cpp_delayed_square(nint rt, ulong x, uint delay_ms, poc_future* @out);
+
     // Section - Rust runtime
     [LibraryImport(Library)] internal static partial int poc_rust_runtime_new(uint worker_threads, nint* @out);
     [LibraryImport(Library)] internal static partial int poc_rust_runtime_shutdown(nint rt);
