@@ -25,6 +25,9 @@ public sealed class CppRuntime : IBridgeRuntime
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not in 1..64.</exception>
     public CppRuntime(int threads = 1) => _runtime = new NativeRuntime(NativeRuntimeApi.Cpp, threads);
 
+    /// <summary>The native runtime (its handle, for the async calls that need it: CppCalls.DelayedSquareAsync).</summary>
+    internal NativeRuntime Native => _runtime;
+
     /// <summary>"C++".</summary>
     public string Name => _runtime.Name;
 

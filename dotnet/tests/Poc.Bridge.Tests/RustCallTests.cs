@@ -11,6 +11,7 @@ namespace Poc.Bridge.Tests;
 /// The .NET importer of Rust futures (bridge.h "Section - Futures", "Async calls exported by Rust")
 /// through the <see cref="RustCalls"/> / <see cref="RustDatabase"/> facade.
 /// </summary>
+[Collection(FutureCallsCollection.Name)]
 public sealed class RustCallTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
