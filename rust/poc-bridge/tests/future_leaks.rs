@@ -6,8 +6,9 @@
 //! One `#[test]`, single-threaded: this thread's allocations and frees are counted exactly,
 //! after a warm-up that lets the handle tables reach their steady size.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+
 use std::ffi::CString;
 use std::future::Future;
 use std::task::Context;
@@ -16,40 +17,7 @@ use poc_bridge::ffi::{self, poc_future};
 use poc_bridge::future::{examples, export_future, CallError, ForeignFuture};
 use poc_bridge::*;
 
-struct Counting;
-
-thread_local! {
-    static THREAD_LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(d: isize) {
-    let _ = THREAD_LIVE.try_with(|c| c.set(c.get() + d));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count(1);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        count(1);
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        count(-1);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-fn live() -> isize {
-    THREAD_LIVE.with(|c| c.get())
-}
+use counting_alloc::thread_live;
 
 fn import(f: poc_future) -> ForeignFuture {
     unsafe { ForeignFuture::from_raw(f) }.unwrap()
@@ -83,7 +51,6 @@ fn round(db: u64, row: &CString, sql: &CString) {
     assert!(block_on(import(out)).is_ok());
 }
 
-
 #[test]
 fn async_calls_free_everything_they_allocate() {
     let url = CString::new("mem://leaks").unwrap();
@@ -96,12 +63,12 @@ fn async_calls_free_everything_they_allocate() {
         round(db, &row, &sql);
     }
     assert_eq!(poc_rust_database_free(db), ffi::POC_OK);
-    let before = live();
+    let before = thread_live();
     for _ in 0..200 {
         let mut db = 0;
         assert_eq!(unsafe { poc_rust_database_connect(url.as_ptr(), &mut db) }, ffi::POC_OK);
         round(db, &row, &sql);
         assert_eq!(poc_rust_database_free(db), ffi::POC_OK);
     }
-    assert_eq!(live() - before, 0, "allocations minus frees over 200 rounds");
+    assert_eq!(thread_live() - before, 0, "allocations minus frees over 200 rounds");
 }

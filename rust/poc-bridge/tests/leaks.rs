@@ -8,59 +8,16 @@
 //! below one leak per message.
 
 mod common;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::task::Poll;
 
 use common::fake::*;
 use common::*;
+use counting_alloc::{live, thread_live};
 use poc_bridge::message::producer_id;
 use poc_bridge::{Message, RecvError, Runtime, Status};
-
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-thread_local! {
-    /// Allocations minus frees made by this thread (const-initialised: no allocation itself).
-    static THREAD_LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(d: isize) {
-    LIVE.fetch_add(d, Ordering::SeqCst);
-    let _ = THREAD_LIVE.try_with(|c| c.set(c.get() + d));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count(1);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        count(1);
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        count(-1);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
-}
-
-fn thread_live() -> isize {
-    THREAD_LIVE.with(Cell::get)
-}
 
 /// Runs `round` `n` times on this thread after a warm-up; returns the growth of this thread's
 /// live allocations.
