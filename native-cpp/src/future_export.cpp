@@ -1,5 +1,7 @@
-// The C++ exporter of futures (future_export.hpp has the rules) and the example export
-// poc_cpp_delayed_square (bridge.h "Section - Async calls exported by C++").
+// The C++ exporter of futures (future_export.hpp has the rules), the "square" computation shared
+// by the C++ examples, and the example export poc_cpp_delayed_square (bridge.h "Section - Async
+// calls exported by C++"). The lent functions (poc_cpp_square_fn, poc_cpp_sum_calls, poc::lend)
+// are in lent_calls.cpp.
 #include "future_export.hpp"
 
 #include "c_runtime.hpp"
@@ -9,8 +11,7 @@
 #include <poc/detail/stop_service.hpp>
 #include <poc/runtime.hpp>
 
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/bind_executor.hpp>
+#include <asio/co_spawn.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/error.hpp>
 #include <asio/post.hpp>
@@ -21,6 +22,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <utility>
 
 namespace poc::detail {
@@ -46,10 +48,14 @@ struct owed_wake {
 /// handlers (until they ran) and calls in progress.
 class cpp_future : public std::enable_shared_from_this<cpp_future> {
  public:
+  /// An operation to be started on `core`'s io_context.
   explicit cpp_future(std::shared_ptr<runtime_core> core)
       : core_(std::move(core)),
         strand_(asio::make_strand(core_->context())),
-        stops_(asio::use_service<stop_service>(core_->context())) {}
+        stops_(&asio::use_service<stop_service>(core_->context())) {}
+
+  /// A ready future: finished with `outcome`; no io_context, nothing to stop.
+  explicit cpp_future(future_outcome outcome) : outcome_(std::move(outcome)), finished_(true) {}
 
   ~cpp_future() { unregister(); }
 
@@ -60,16 +66,12 @@ class cpp_future : public std::enable_shared_from_this<cpp_future> {
   void start(std::uint64_t handle, future_start start_fn) {
     entry_.request_ = stop_request{&on_stop, &cpp_future_vtable, handle, 0};
     registered_.store(true, std::memory_order_release);
-    const bool already_stopped = stops_.add(entry_);
-    asio::post(strand_, [self = shared_from_this(), f = std::move(start_fn)]() mutable {
-      try {
-        f(self->strand_, self->signal_.slot(), future_completer(self));
-      } catch (const std::exception& e) {
-        self->complete({POC_PANIC, 0, e.what()});
-      } catch (...) {
-        self->complete({POC_PANIC, 0, "the C++ operation threw"});
-      }
-    });
+    const bool already_stopped = stops_->add(entry_);
+    future_completer done(shared_from_this());
+    asio::post(*strand_, done.contain([self = shared_from_this(), f = std::move(start_fn),
+                                       done]() mutable {
+      f(*self->strand_, self->signal_.slot(), done);
+    }));
     if (already_stopped) stop(POC_SHUTDOWN);
   }
 
@@ -112,6 +114,11 @@ class cpp_future : public std::enable_shared_from_this<cpp_future> {
       if (finished_) return;
       finished_ = true;
       if (stopped_ == POC_OK && !delivered_) {
+        // Shutdown cancels what operations await (imports, agents) and the operations themselves
+        // in no particular order: one that ended "cancelled" before its own stop request was
+        // reached was stopped by the shutdown, and answers so.
+        if (outcome.status == POC_CANCELLED && core_ != nullptr && core_->stopping())
+          outcome.status = POC_SHUTDOWN;
         try {
           outcome_ = std::move(outcome);
         } catch (...) {
@@ -138,9 +145,9 @@ class cpp_future : public std::enable_shared_from_this<cpp_future> {
       emitted_ = emitted_ || emit;
       owed = std::exchange(owed_, owed_wake{});
     }
-    if (emit) {
+    if (emit) {  // never for a ready future: it is finished from the start
       try {
-        asio::post(strand_, [self = shared_from_this()] {
+        asio::post(*strand_, [self = shared_from_this()] {
           if (!self->finished()) self->signal_.emit(asio::cancellation_type::all);
         });
       } catch (...) {
@@ -157,7 +164,7 @@ class cpp_future : public std::enable_shared_from_this<cpp_future> {
   }
 
   void unregister() noexcept {
-    if (registered_.exchange(false, std::memory_order_acq_rel)) stops_.remove(entry_);
+    if (registered_.exchange(false, std::memory_order_acq_rel)) stops_->remove(entry_);
   }
 
   // The stop request: `a` is the handle (a released future was already cancelled).
@@ -165,10 +172,11 @@ class cpp_future : public std::enable_shared_from_this<cpp_future> {
     if (auto f = futures().resolve(handle, handle_kind::future)) f->stop(POC_SHUTDOWN);
   }
 
+  // Operations only (a ready future has none of these):
   std::shared_ptr<runtime_core> core_;  // keeps the io_context alive for the strand and the op
-  future_strand strand_;
+  std::optional<future_strand> strand_;
   asio::cancellation_signal signal_;  // used on the strand only
-  stop_service& stops_;
+  stop_service* stops_ = nullptr;
   stop_entry entry_;
   std::atomic<bool> registered_{false};
 
@@ -185,6 +193,25 @@ void future_completer::operator()(future_outcome outcome) const noexcept {
   if (f_) f_->complete(std::move(outcome));
 }
 
+future_outcome current_exception_outcome() noexcept {
+  future_outcome out{POC_PANIC, 0, {}};
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    try {
+      out.data = e.what();
+    } catch (...) {
+      // Out of memory: a PANIC without text.
+    }
+  } catch (...) {
+    try {
+      out.data = "the C++ operation threw an exception that is not a std::exception";
+    } catch (...) {
+    }
+  }
+  return out;
+}
+
 poc_status export_cpp_future(const std::shared_ptr<runtime_core>& core, future_start start,
                              poc_future* out) {
   if (core->stopping()) return POC_SHUTDOWN;
@@ -199,6 +226,44 @@ poc_status export_cpp_future(const std::shared_ptr<runtime_core>& core, future_s
   }
   *out = poc_future{handle, &cpp_future_vtable};
   return POC_OK;
+}
+
+poc_status export_ready_future(future_outcome outcome, poc_future* out) {
+  auto f = std::make_shared<cpp_future>(std::move(outcome));
+  *out = poc_future{futures().insert(handle_kind::future, std::move(f)), &cpp_future_vtable};
+  return POC_OK;
+}
+
+poc_status export_awaitable(const std::shared_ptr<runtime_core>& core,
+                            asio::awaitable<future_outcome> coro, poc_future* out) {
+  auto start = [coro = std::move(coro)](const future_strand& strand, asio::cancellation_slot slot,
+                                        future_completer done) mutable {
+    asio::co_spawn(strand, std::move(coro),
+                   future_handler(strand, slot, done,
+                                  [done](std::exception_ptr e, future_outcome outcome) {
+                                    if (e) std::rethrow_exception(e);  // contained: POC_PANIC
+                                    done(std::move(outcome));
+                                  }));
+  };
+  return export_cpp_future(core, std::move(start), out);
+}
+
+future_outcome square_outcome(std::uint64_t x) {
+  if (x == ~std::uint64_t{0}) throw std::domain_error(std::string(square_domain_error));
+  if (x > 0xFFFF'FFFFu) return {POC_ERROR, 400, "overflow"};  // x * x must fit in 64 bits
+  return {POC_OK, x * x, {}};
+}
+
+future_start square_after_timer(std::uint64_t x, std::uint32_t delay_ms) {
+  return [x, delay_ms](const future_strand& strand, asio::cancellation_slot slot,
+                       future_completer done) {
+    auto timer = std::make_shared<asio::steady_timer>(strand, std::chrono::milliseconds(delay_ms));
+    timer->async_wait(future_handler(strand, slot, done, [timer, x, done](std::error_code ec) {
+      if (ec == asio::error::operation_aborted) return done({POC_CANCELLED, 0, {}});
+      if (ec) return done({POC_ERROR, 500, ec.message()});
+      done(square_outcome(x));  // x == 2^64 - 1 throws here, in the timer's handler: POC_PANIC
+    }));
+  };
 }
 
 std::size_t cpp_future_count() noexcept { return futures().size(); }
@@ -250,19 +315,7 @@ poc_status poc_cpp_delayed_square(poc_cpp_runtime* rt, uint64_t x, uint32_t dela
   using namespace poc::detail;
   return ffi_guard([&] {
     if (rt == nullptr || out == nullptr) return POC_INVALID;
-    auto start = [x, delay_ms](const future_strand& strand, asio::cancellation_slot slot,
-                               future_completer done) {
-      auto timer = std::make_shared<asio::steady_timer>(strand, std::chrono::milliseconds(delay_ms));
-      timer->async_wait(asio::bind_cancellation_slot(
-          slot, asio::bind_executor(strand, [timer, x, done, slot](std::error_code ec) mutable {
-            slot.clear();  // on the strand, like the emit: a later emit finds nothing
-            if (ec == asio::error::operation_aborted) return done({POC_CANCELLED, 0, {}});
-            if (ec) return done({POC_ERROR, 500, ec.message()});
-            if (x > 0xFFFF'FFFFu) return done({POC_ERROR, 400, "overflow"});  // x * x must fit
-            done({POC_OK, x * x, {}});
-          })));
-    };
-    return export_cpp_future(rt->rt.core(), start, out);
+    return export_cpp_future(rt->rt.core(), square_after_timer(x, delay_ms), out);
   });
 }
 

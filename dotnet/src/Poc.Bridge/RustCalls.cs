@@ -26,7 +26,9 @@ public readonly record struct SyncProgress(ulong StepsDone, bool Running);
 
 /// <summary>
 /// The async calls exported by Rust (bridge.h "Section - Async calls exported by Rust") as .NET
-/// async methods: <c>await RustCalls.FetchUserAsync(42)</c> returns a <see cref="User"/>.
+/// async methods: <c>await RustCalls.FetchUserAsync(42)</c> returns a <see cref="User"/>; the Rust
+/// "square" function lent to .NET (<see cref="SquareFunction"/>), and the Rust async fn that awaits
+/// a lent function of any runtime (<see cref="SumCallsAsync"/>).
 /// </summary>
 /// <remarks>
 /// <para>Each call creates a Rust future and polls it on the caller's thread first: a call that is
@@ -91,6 +93,87 @@ public static unsafe class RustCalls
         var shared = new SharedFuture(future);
         ValueTask<SyncResult> call = Map(FutureOperation.Run(future, "sync_all", shared, cancellationToken), ToSyncResult);
         return new RustSyncCall(shared, call.AsTask());
+    }
+
+    /// <summary>
+    /// The Rust "square" function (bridge.h <c>poc_rust_square_fn</c>) lent to .NET: calls compute
+    /// <c>x * x</c> inside the call (<see cref="SquareMode.Ready"/>, no runtime needed:
+    /// <paramref name="runtime"/> may be null), in a task spawned on <paramref name="runtime"/>
+    /// (<see cref="SquareMode.Posted"/>) or after tokio's timer of <paramref name="delay"/>
+    /// (<see cref="SquareMode.Timer"/>, rounded up to whole milliseconds). x above 2^32 - 1 fails
+    /// with <see cref="RemoteCallException"/> 400 "overflow"; x = 2^64 - 1 panics in Rust
+    /// (<see cref="InteropException"/>, <see cref="Status.Panic"/>).
+    /// </summary>
+    /// <returns>The function, owned by the caller: dispose it, or hand it to <see cref="SumCallsAsync"/>
+    /// / <see cref="CppCalls.SumCallsAsync"/>. It may outlive the runtime: calls made after the
+    /// runtime began shutting down throw <see cref="InteropException"/> (<see cref="Status.Shutdown"/>),
+    /// calls in flight then end with it.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="runtime"/> is null and the mode needs it.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An unknown <paramref name="mode"/>, or a
+    /// <paramref name="delay"/> that is negative or over <see cref="uint.MaxValue"/> ms.</exception>
+    /// <exception cref="InteropException">The runtime is shut down (<see cref="Status.Shutdown"/>).</exception>
+    /// <exception cref="ObjectDisposedException">The runtime was disposed.</exception>
+    public static ImportedFunction SquareFunction(RustRuntime? runtime, SquareMode mode, TimeSpan delay)
+    {
+        CppCalls.CheckMode(mode);
+        if (runtime is null && mode != SquareMode.Ready)
+            throw new ArgumentNullException(nameof(runtime), $"The {mode} square function runs on a Rust runtime.");
+        uint delayMs = CppCalls.ToMilliseconds(delay);
+        poc_async_fn function;
+        int status;
+        if (runtime is null)
+        {
+            status = NativeMethods.poc_rust_square_fn(0, (uint)mode, delayMs, &function);
+        }
+        else
+        {
+            nint rt = runtime.Native.Enter();
+            try
+            {
+                status = NativeMethods.poc_rust_square_fn(rt, (uint)mode, delayMs, &function);
+            }
+            finally
+            {
+                runtime.Native.Leave();
+            }
+        }
+        if (status != (int)Status.Ok) throw StatusErrors.ToException(status, "make the Rust square function");
+        return new ImportedFunction(function, "square");
+    }
+
+    /// <summary>
+    /// <c>sum_calls(callee, first, count)</c>, a Rust async fn (bridge.h <c>poc_rust_sum_calls</c>)
+    /// that awaits <paramref name="callee"/>'s calls with <c>{id = first + i}</c> for
+    /// i = 0 .. count - 1, one after the other, and returns the wrapping sum of the values' ids. It
+    /// runs on the thread that polls it (the caller's, then the thread pool's): with a callee whose
+    /// calls finish at once, the returned ValueTask is already complete.
+    /// </summary>
+    /// <remarks>The first call that fails ends it: the callee's <c>POC_ERROR</c> →
+    /// <see cref="RemoteCallException"/> with the callee's code and the message prefixed
+    /// "call &lt;x&gt;: "; its <c>POC_PANIC</c> → <see cref="InteropException"/>
+    /// (<see cref="Status.Panic"/>) with that message; a call that could not start or was cancelled
+    /// by the callee → <see cref="RemoteCallException"/> 502. Cancelling the token cancels the call
+    /// in flight (an <see cref="ExportedFunction"/> body sees its token fire).</remarks>
+    /// <param name="callee">The function to call: an <see cref="ExportedFunction"/> (a fresh lend
+    /// each time) or an <see cref="ImportedFunction"/>, which is handed over (disposed by this).</param>
+    /// <param name="first">The first argument.</param>
+    /// <param name="count">How many calls.</param>
+    /// <param name="cancellationToken">Cancels the sum and the call in flight.</param>
+    /// <returns>The wrapping sum of the calls' values.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="callee"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is negative.</exception>
+    /// <exception cref="ObjectDisposedException"><paramref name="callee"/> is an
+    /// <see cref="ImportedFunction"/> already disposed or handed over.</exception>
+    public static ValueTask<ulong> SumCallsAsync(AsyncFunction callee, ulong first, int count,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(callee);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        poc_async_fn function = callee.Lend(); // taken over by poc_rust_sum_calls whatever it returns
+        poc_future future;
+        int status = NativeMethods.poc_rust_sum_calls(function, first, (uint)count, &future);
+        if (status != (int)Status.Ok) throw StatusErrors.ToException(status, "start sum_calls");
+        return Map(FutureOperation.Run(future, "sum_calls", null, cancellationToken), static m => m.Id);
     }
 
     private static poc_future StartSyncFuture(RustRuntime runtime, int steps, int stepMs)

@@ -115,8 +115,9 @@ public sealed class CppCallTests
 }
 
 /// <summary>
-/// The classes that assert the process-wide future counters (<see cref="FutureOperation.LiveFutures"/>):
-/// one collection, so their tests never run in parallel with each other.
+/// The classes that assert the process-wide future counters (<see cref="FutureOperation.LiveFutures"/>,
+/// <see cref="ExportedFuture.LiveFutures"/>, <see cref="LentFunctions.LiveContexts"/>, the exporter's
+/// wake counts): one collection, so their tests never run in parallel with each other.
 /// </summary>
 [CollectionDefinition(Name)]
 public sealed class FutureCallsCollection

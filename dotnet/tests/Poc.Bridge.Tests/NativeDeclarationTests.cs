@@ -95,6 +95,26 @@ public sealed partial class NativeDeclarationTests
             $"POC_DEFAULT_MAX_PAYLOAD is {maxPayload} in bridge.h, NativeMethods.DefaultMaxPayload is {NativeMethods.DefaultMaxPayload}");
     }
 
+    [Fact]
+    public void SquareModeDefines_ComparedWithSquareModeEnum_MatchByNameAndValue()
+    {
+        // POC_SQUARE_<MODE> in bridge.h ↔ SquareMode.<Mode>, both ways.
+        var modes = Enum.GetValues<SquareMode>().ToDictionary(m => m.ToString().ToUpperInvariant());
+        var defines = Header.DefineNames.Where(n => n.StartsWith("POC_SQUARE_", StringComparison.Ordinal)).ToList();
+        Assert.True(defines.Count >= 3, $"only {defines.Count} POC_SQUARE_* defines parsed");
+        var errors = new List<string>();
+        foreach (string define in defines)
+        {
+            long value = Header.EvaluateDefine(define);
+            string name = define["POC_SQUARE_".Length..];
+            if (!modes.TryGetValue(name, out SquareMode mode)) errors.Add($"{define} = {value}: no SquareMode.{name}");
+            else if ((long)mode != value) errors.Add($"{define} = {value}, SquareMode.{mode} = {(int)mode}");
+        }
+        foreach (string name in modes.Keys.Where(n => !defines.Contains($"POC_SQUARE_{n}")))
+            errors.Add($"SquareMode.{modes[name]}: no POC_SQUARE_{name} in bridge.h");
+        AssertNone(errors);
+    }
+
     [Theory]
     [InlineData(nameof(poc_message_view))]
     [InlineData(nameof(poc_sender))]
@@ -103,6 +123,7 @@ public sealed partial class NativeDeclarationTests
     [InlineData(nameof(poc_sender_vtable))]
     [InlineData(nameof(poc_receiver_vtable))]
     [InlineData(nameof(poc_future_vtable))]
+    [InlineData(nameof(poc_async_fn))]
     [InlineData(nameof(poc_agent_report))]
     public void Struct_ComparedWithHeader_HasSameFieldsOffsetsAndSize(string name)
     {
@@ -236,6 +257,8 @@ public sealed partial class NativeDeclarationTests
         public Dictionary<string, CStruct> Structs { get; } = new();
         public Dictionary<string, Shape> FunctionTypedefs { get; } = new();
         public Dictionary<string, long> Statuses { get; } = new();
+
+        public IEnumerable<string> DefineNames => _defines.Keys;
 
         public static BridgeHeader Load(string path)
         {

@@ -318,6 +318,47 @@ struct poc_future {
   const poc_future_vtable* vtable;
 };
 
+/**
+ * An async function one runtime lends to another (a callback interface with one async method):
+ * the borrower calls `call` to start a call and awaits the future it gets.
+ *
+ * Ownership: a poc_async_fn is owned by whoever holds it, like a future: the holder calls
+ * `release(context)` exactly once when it will make no more calls (calls already started keep
+ * their futures; those stay valid and are released on their own). The lender keeps `context`
+ * valid until then. Functions that take a poc_async_fn by value take it over: they release it
+ * exactly once, whatever they return.
+ */
+typedef struct poc_async_fn {
+  /**
+   * Start one call with argument `arg` (borrowed for the duration of `call` only). POC_OK: `*out`
+   * is the call's future, owned by the caller from now on. Otherwise no call started and `*out`
+   * is untouched: POC_INVALID (bad argument, NULL arg or out), POC_SHUTDOWN (the runtime the
+   * calls run on is stopping), POC_PANIC (the lender failed). Any thread, concurrently; never
+   * blocks on the call's work.
+   */
+  poc_status (*call)(void* context, const poc_message_view* arg, poc_future* out);
+  /** The holder gives the function back; `context` is not used again. */
+  void (*release)(void* context);
+  void* context;
+} poc_async_fn;
+
+/*
+ * The example lent function every runtime provides: "square" (poc_cpp_square_fn,
+ * poc_rust_square_fn, Poc.Bridge's ExportedFunction.Square). For an argument {id = x}:
+ *   x <= 2^32 - 1   value {id = x * x, data empty};
+ *   x == 2^64 - 1   the callee fails inside the call's work (a Rust panic, a C++ exception, a .NET
+ *                   exception): POC_PANIC with its message — to demonstrate containment;
+ *   otherwise       POC_ERROR 400 "overflow".
+ * How a call finishes is chosen when the function is made:
+ */
+/** Computed inside `call`: the first poll answers OK (or ERROR/PANIC); no wake, no thread hop. */
+#define POC_SQUARE_READY 0u
+/** Finished by another thread of the lender's runtime as soon as it can: the first poll usually
+ *  answers PENDING and the wake comes from that thread. */
+#define POC_SQUARE_POSTED 1u
+/** Finished by the lender runtime's timer after `delay_ms` milliseconds. */
+#define POC_SQUARE_TIMER 2u
+
 /* ============================================================================================== */
 /* Section - Agents (shared by every runtime's exports)                                           */
 /* ============================================================================================== */
@@ -519,6 +560,34 @@ POC_API poc_status poc_rust_sync_all(poc_rust_runtime* rt, uint32_t steps, uint3
 POC_API poc_status poc_rust_sync_progress(uint64_t future, uint64_t* steps_done,
                                           uint32_t* running);
 
+/**
+ * The Rust "square" lent function (Section - Futures, POC_SQUARE_*) into `*out`. READY needs no
+ * runtime (`rt` may be NULL); POSTED (a task spawned on `rt`) and TIMER (tokio's timer in a
+ * task on `rt`) need `rt`. The function keeps a reference to `rt`'s shared state, so it may
+ * outlive `rt`: calls made after `rt` began shutting down (or was freed) fail with POC_SHUTDOWN,
+ * and calls in flight then answer POC_SHUTDOWN. The x == 2^64 - 1 case panics in the future.
+ * Returns POC_OK, POC_INVALID (unknown mode, NULL rt for POSTED/TIMER, NULL out) or POC_SHUTDOWN
+ * (`rt` is stopping).
+ */
+POC_API poc_status poc_rust_square_fn(poc_rust_runtime* rt, uint32_t mode, uint32_t delay_ms,
+                                      poc_async_fn* out);
+
+/**
+ * sum_calls(f, first, count) into `*out`: a Rust async fn that awaits f({id = first + i}) for
+ * i = 0 .. count-1, one call after the other, and adds up the values' ids (wrapping). Value:
+ * id = the sum, data = "summed <count> calls". It runs on whichever thread polls it (no
+ * runtime), awaiting each call's future with `.await` (ForeignFuture).
+ * The first call that does not give a value ends it: POC_ERROR and POC_PANIC pass through with
+ * the callee's code and the message prefixed "call <x>: "; POC_SHUTDOWN passes through (no
+ * value); a call that could not start gives POC_ERROR 502 "call <x>: could not start (<STATUS>)",
+ * one that answered CANCELLED/INVALID gives POC_ERROR 502 "call <x>: answered <STATUS>".
+ * Cancel/release drops the call in flight (its future is cancelled, then released). `f` is
+ * taken over (released once the future finished or was released, or at once if this fails).
+ * Returns POC_OK or POC_INVALID (NULL f.call/f.release, NULL out).
+ */
+POC_API poc_status poc_rust_sum_calls(poc_async_fn f, uint64_t first, uint32_t count,
+                                      poc_future* out);
+
 /* ============================================================================================== */
 /* Section - Async calls exported by C++ (native-cpp/src/future_export.cpp, contract "Futures")   */
 /* ============================================================================================== */
@@ -537,11 +606,34 @@ POC_API poc_status poc_rust_sync_progress(uint64_t future, uint64_t* steps_done,
 /**
  * delayed_square(x) into `*out`: an asio::steady_timer on `rt` waits `delay_ms` ms, then the
  * value is id = x * x, data = empty. POC_ERROR 400 "overflow" when x * x does not fit in 64 bits
- * (x > 2^32 - 1). Returns POC_OK, POC_INVALID (NULL rt or out) or POC_SHUTDOWN (the runtime is
+ * (x > 2^32 - 1), except x == 2^64 - 1, which throws std::domain_error inside the operation
+ * (POC_PANIC, to demonstrate containment). Returns POC_OK, POC_INVALID (NULL rt or out) or POC_SHUTDOWN (the runtime is
  * stopping; nothing was started).
  */
 POC_API poc_status poc_cpp_delayed_square(poc_cpp_runtime* rt, uint64_t x, uint32_t delay_ms,
                                           poc_future* out);
+
+/**
+ * The C++ "square" lent function (Section - Futures, POC_SQUARE_*) into `*out`: READY computes
+ * in the call (no io_context hop); POSTED completes from an asio::post to `rt`'s io_context;
+ * TIMER waits `delay_ms` on an asio::steady_timer. The x == 2^64 - 1 case throws
+ * std::domain_error inside the operation. The function keeps `rt`'s io_context alive until
+ * released; calls made after `rt` began shutting down fail with POC_SHUTDOWN.
+ * Returns POC_OK, POC_INVALID (unknown mode, NULL rt or out) or POC_SHUTDOWN.
+ */
+POC_API poc_status poc_cpp_square_fn(poc_cpp_runtime* rt, uint32_t mode, uint32_t delay_ms,
+                                     poc_async_fn* out);
+
+/**
+ * sum_calls(f, first, count) into `*out`, as poc_rust_sum_calls (same value, same error rules)
+ * but written as a C++20 coroutine on a strand of `rt`'s io_context that co_awaits each call's
+ * future (poc::async_await). Cancel/release emits the coroutine's cancellation, which cancels
+ * the call in flight. When `rt` shuts down, the operation answers POC_SHUTDOWN (also when that
+ * shutdown cancelled or refused the call in flight). `f` is taken over (released once the operation finished, or at once if
+ * this fails). Returns POC_OK, POC_INVALID (NULL rt, f.call, f.release or out) or POC_SHUTDOWN.
+ */
+POC_API poc_status poc_cpp_sum_calls(poc_cpp_runtime* rt, poc_async_fn f, uint64_t first,
+                                     uint32_t count, poc_future* out);
 
 #ifdef __cplusplus
 } /* extern "C" */

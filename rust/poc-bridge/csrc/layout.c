@@ -31,6 +31,9 @@ static const poc_layout_entry entries[] = {
     CONSTANT(POC_INVALID),
     CONSTANT(POC_PANIC),
     CONSTANT(POC_DEFAULT_MAX_PAYLOAD),
+    CONSTANT(POC_SQUARE_READY),
+    CONSTANT(POC_SQUARE_POSTED),
+    CONSTANT(POC_SQUARE_TIMER),
 
     TYPE(poc_status),
     TYPE(poc_op_id),
@@ -82,6 +85,11 @@ static const poc_layout_entry entries[] = {
     TYPE(poc_future),
     FIELD(poc_future, handle),
     FIELD(poc_future, vtable),
+
+    TYPE(poc_async_fn),
+    FIELD(poc_async_fn, call),
+    FIELD(poc_async_fn, release),
+    FIELD(poc_async_fn, context),
 
     TYPE(poc_agent_report),
     FIELD(poc_agent_report, status),

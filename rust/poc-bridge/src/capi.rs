@@ -6,7 +6,8 @@ use std::ffi::{c_char, c_void, CStr};
 
 use crate::agents::{self, AgentReport};
 use crate::export::ffi_guard;
-use crate::ffi::{self, poc_agent_done_fn, poc_future, poc_receiver, poc_rust_runtime, poc_sender, poc_status};
+use crate::ffi::{self, poc_agent_done_fn, poc_async_fn, poc_future, poc_receiver, poc_rust_runtime, poc_sender, poc_status};
+use crate::future::lend::{self, AsyncFn, SquareMode};
 use crate::future::{examples, export_future, export_future_with_progress, sync_progress, CallError};
 use crate::import::{PortReceiver, PortSender};
 use crate::{Runtime, Status};
@@ -442,5 +443,64 @@ pub unsafe extern "C" fn poc_rust_sync_progress(future: u64, steps_done: *mut u6
             *running = r as u32;
         }
         Status::OK
+    })
+}
+
+/// The Rust "square" lent function (bridge.h `POC_SQUARE_*`; [`lend::square_fn`]) into `*out`.
+/// `READY` needs no runtime (`rt` may be NULL); `POSTED` and `TIMER` run a task on `rt`. The
+/// function keeps `rt`'s shared state, so it may outlive `rt`: later calls answer `POC_SHUTDOWN`.
+/// `POC_OK`, `POC_INVALID` (unknown mode, NULL rt for POSTED/TIMER, NULL out), `POC_SHUTDOWN`.
+///
+/// # Safety
+///
+/// `rt` NULL or live; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn poc_rust_square_fn(
+    rt: *mut poc_rust_runtime,
+    mode: u32,
+    delay_ms: u32,
+    out: *mut poc_async_fn,
+) -> poc_status {
+    ffi_guard(|| {
+        // SAFETY: NULL or writable (the caller's promise).
+        let (Some(mode), Some(out)) = (SquareMode::from_raw(mode), unsafe { out.as_mut() }) else {
+            return Status::INVALID;
+        };
+        match lend::square_fn(runtime(rt), mode, delay_ms) {
+            Ok(f) => {
+                *out = f;
+                Status::OK
+            }
+            Err(e) => e.status(),
+        }
+    })
+}
+
+/// `sum_calls(f, first, count)` ([`lend::sum_calls`]) as a future into `*out`: awaits
+/// `f({id = first + i})` one after the other and sums the values' ids. Pure: runs on the
+/// poller's thread. Takes `f` over whatever it returns: released when the future finished or
+/// was released, or before returning if this fails (a NULL `f.release` cannot be called).
+/// `POC_OK` or `POC_INVALID` (NULL f.call/f.release, NULL out).
+///
+/// # Safety
+///
+/// `f` a live lent function the caller owns (following bridge.h); `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn poc_rust_sum_calls(f: poc_async_fn, first: u64, count: u32, out: *mut poc_future) -> poc_status {
+    ffi_guard(|| {
+        // SAFETY: the caller hands `f` over (its promise); on error it is not taken.
+        let f = match unsafe { AsyncFn::from_raw(f) } {
+            Ok(f) => f,
+            Err(_) => {
+                if let Some(release) = f.release {
+                    // SAFETY: taken over: released once, here (its call is NULL).
+                    unsafe { release(f.context) };
+                }
+                return Status::INVALID;
+            }
+        };
+        // SAFETY: NULL or writable (the caller's promise). On INVALID, dropping `f` releases it.
+        let Some(out) = (unsafe { out.as_mut() }) else { return Status::INVALID };
+        put_future(out, lend::sum_calls(f, first, count))
     })
 }

@@ -202,6 +202,34 @@ pub struct poc_future {
 unsafe impl Send for poc_future {}
 unsafe impl Sync for poc_future {}
 
+/// An async function lent by one runtime to another (`call` starts a call and gives its future;
+/// `release` gives the function back). Passed by value; whoever holds it calls `release(context)`
+/// exactly once. Imported by [`crate::future::lend::AsyncFn`], made by
+/// [`crate::future::lend::lend`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct poc_async_fn {
+    pub call: Option<
+        unsafe extern "C" fn(context: *mut c_void, arg: *const poc_message_view, out: *mut poc_future) -> poc_status,
+    >,
+    pub release: Option<unsafe extern "C" fn(context: *mut c_void)>,
+    pub context: *mut c_void,
+}
+
+// SAFETY: bridge.h makes `call` callable from any thread, concurrently, and `release` is a
+// one-time hand-back with no thread rule; the lender keeps `context` valid (and thread-safe)
+// until released. (Ownership — releasing exactly once — is the holder's business, as in C.)
+unsafe impl Send for poc_async_fn {}
+unsafe impl Sync for poc_async_fn {}
+
+/// `POC_SQUARE_READY`: the example "square" function computes inside `call`; the first poll
+/// answers at once (no wake, no thread hop).
+pub const POC_SQUARE_READY: u32 = 0;
+/// `POC_SQUARE_POSTED`: finished by another thread of the lender's runtime as soon as it can.
+pub const POC_SQUARE_POSTED: u32 = 1;
+/// `POC_SQUARE_TIMER`: finished by the lender runtime's timer after `delay_ms`.
+pub const POC_SQUARE_TIMER: u32 = 2;
+
 // ---------------------------------------------------------------------------------------------
 // Section - Agents
 // ---------------------------------------------------------------------------------------------
@@ -315,6 +343,19 @@ pub mod cpp {
             delay_ms: u32,
             out: *mut poc_future,
         ) -> poc_status;
+        pub fn poc_cpp_square_fn(
+            rt: *mut poc_cpp_runtime,
+            mode: u32,
+            delay_ms: u32,
+            out: *mut poc_async_fn,
+        ) -> poc_status;
+        pub fn poc_cpp_sum_calls(
+            rt: *mut poc_cpp_runtime,
+            f: poc_async_fn,
+            first: u64,
+            count: u32,
+            out: *mut poc_future,
+        ) -> poc_status;
     }
 }
 
@@ -334,6 +375,7 @@ const _: () = {
     assert!(size_of::<poc_future_vtable>() == 8 + 3 * 8);
     assert!(size_of::<poc_sender>() == 16 && size_of::<poc_receiver>() == 16);
     assert!(size_of::<poc_future>() == 16);
+    assert!(size_of::<poc_async_fn>() == 3 * 8 && offset_of!(poc_async_fn, context) == 16);
     assert!(size_of::<poc_agent_report>() == 32 && align_of::<poc_agent_report>() == 8);
     // Option<fn> is exactly one nullable pointer.
     assert!(size_of::<poc_send_complete_fn>() == size_of::<*const ()>());

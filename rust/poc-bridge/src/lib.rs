@@ -30,7 +30,7 @@
 //! | [`import`] | the wake-up adapter: `PortSender`, `PortReceiver` |
 //! | [`export`] | the tokio channel exporter: handle table, vtables, channel state |
 //! | [`Runtime`] | the runtime, channel creation, shutdown, agents |
-//! | [`future`] | async calls: Rust futures exported as `poc_future`, [`ForeignFuture`] over any `poc_future`, the BoltFFI examples |
+//! | [`future`] | async calls: Rust futures exported as `poc_future`, [`ForeignFuture`] over any `poc_future`, lent functions (`poc_async_fn`: [`AsyncFn`], `lend`), the BoltFFI examples |
 //! | `capi` | the `#[no_mangle] poc_rust_*` functions of bridge.h |
 //!
 //! ## Example: a tokio channel, exported and imported again
@@ -101,4 +101,5 @@ pub use capi::{
     poc_rust_database_connect, poc_rust_database_free, poc_rust_database_insert, poc_rust_database_query,
     poc_rust_fetch_user, poc_rust_load_config, poc_rust_sync_all, poc_rust_sync_progress,
 };
-pub use future::{CallError, ForeignFuture};
+pub use capi::{poc_rust_square_fn, poc_rust_sum_calls};
+pub use future::{AsyncFn, CallError, ForeignFuture};

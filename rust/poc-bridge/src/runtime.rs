@@ -73,6 +73,16 @@ impl RtCore {
         drop(self.handle.spawn(fut));
     }
 
+    /// Spawns a task whose outcome the caller awaits. After tokio stopped, the task is dropped
+    /// unrun and its `JoinHandle` reports it cancelled.
+    pub(crate) fn spawn_task<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(fut)
+    }
+
     /// Counts one piece of work that shutdown waits for; the guard uncounts it when dropped.
     pub(crate) fn track(self: &Arc<Self>) -> Outstanding {
         *lock(&self.outstanding) += 1;
@@ -200,6 +210,11 @@ impl Runtime {
     /// A handle to spawn tasks on the runtime (they are dropped at shutdown).
     pub fn handle(&self) -> tokio::runtime::Handle {
         self.core.handle.clone()
+    }
+
+    /// The state shared with everything that may outlive the `Runtime` (ports, lent functions).
+    pub(crate) fn core(&self) -> &Arc<RtCore> {
+        &self.core
     }
 
     /// `true` once shutdown has begun.

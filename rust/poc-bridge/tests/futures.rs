@@ -203,6 +203,43 @@ fn a_wake_during_poll_is_not_lost() {
 }
 
 #[test]
+fn the_poll_waker_by_reference_from_another_thread_and_a_waker_never_kept() {
+    // The waker the exporter passes is woken by reference (not cloned) from another thread
+    // while poll runs: the wake still runs exactly once, before poll returns.
+    let mut first = true;
+    let f = export_future(futures::future::poll_fn(move |cx| {
+        if std::mem::take(&mut first) {
+            let waker = cx.waker(); // `&Waker` is Send: wakers are thread-safe
+            std::thread::scope(|s| {
+                s.spawn(|| waker.wake_by_ref());
+            });
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(Message::new(2, Vec::new())))
+    }))
+    .unwrap();
+    let p = Probe::new();
+    assert_eq!(poll(&f, &p), Status::PENDING);
+    assert_eq!(p.wakes(), 1);
+    assert_eq!(poll(&f, &p), Status::OK);
+    assert_eq!(p.wakes(), 1);
+    assert_eq!(release(&f), Status::OK);
+
+    // PENDING without keeping the waker: nothing can wake it but cancel, which still owes (and
+    // fires) exactly one wake; a re-poll fires the superseded one.
+    let f = export_future(std::future::pending::<Result<Message, CallError>>()).unwrap();
+    let p = Probe::new();
+    assert_eq!(poll(&f, &p), Status::PENDING);
+    assert_eq!(poll(&f, &p), Status::PENDING);
+    assert_eq!(p.wakes(), 1, "the first PENDING's wake ran when it was superseded");
+    assert_eq!(cancel(&f), Status::OK);
+    assert_eq!(p.wakes(), 2);
+    assert_eq!(poll(&f, &p), Status::CANCELLED);
+    assert_eq!(release(&f), Status::OK);
+    assert_eq!(p.wakes(), 2);
+}
+
+#[test]
 fn polling_again_before_the_wake_still_wakes_once_per_pending() {
     let (tx, rx) = futures::channel::oneshot::channel::<u64>();
     let f = export_future(async move { Ok(Message::new(rx.await.unwrap(), Vec::new())) }).unwrap();

@@ -47,12 +47,13 @@ fn rust_side() -> BTreeMap<String, u64> {
     }
     constant!(
         POC_ABI_VERSION, POC_OK, POC_PENDING, POC_FULL, POC_EMPTY, POC_CLOSED, POC_CANCELLED, POC_SHUTDOWN,
-        POC_ERROR, POC_INVALID, POC_PANIC, POC_DEFAULT_MAX_PAYLOAD
+        POC_ERROR, POC_INVALID, POC_PANIC, POC_DEFAULT_MAX_PAYLOAD, POC_SQUARE_READY, POC_SQUARE_POSTED,
+        POC_SQUARE_TIMER
     );
     ty!(
         poc_status, poc_op_id, poc_agent_id, poc_send_complete_fn, poc_recv_complete_fn, poc_wake_fn,
         poc_agent_done_fn, poc_message_view, poc_sender_vtable, poc_receiver_vtable, poc_sender, poc_receiver,
-        poc_future_vtable, poc_future, poc_agent_report
+        poc_future_vtable, poc_future, poc_async_fn, poc_agent_report
     );
     field!(poc_message_view: id, data, len);
     field!(poc_sender_vtable: abi_version, size, try_send, send, cancel, close, clone, release);
@@ -61,6 +62,7 @@ fn rust_side() -> BTreeMap<String, u64> {
     field!(poc_receiver: handle, vtable);
     field!(poc_future_vtable: abi_version, size, poll, cancel, release);
     field!(poc_future: handle, vtable);
+    field!(poc_async_fn: call, release, context);
     field!(poc_agent_report: status, reserved, messages, checksum, order_errors);
     m
 }

@@ -1,6 +1,7 @@
 //! Rust awaiting an async call exported by C++: `ForeignFuture` over `poc_cpp_delayed_square`
 //! (an asio::steady_timer on the C++ runtime's io_context), with `futures::executor::block_on`
-//! and inside a tokio task; the overflow error; cancellation reaching the C++ side (the owed wake
+//! and inside a tokio task; the overflow error; the exception thrown for 2^64 - 1 (`PANIC`, the
+//! runtime keeps working); cancellation reaching the C++ side (the owed wake
 //! fires from inside `cancel`/`release`, the next poll answers CANCELLED, and shutdown afterwards
 //! has nothing pending); shutdown of the C++ runtime under a pending await.
 //!
@@ -63,6 +64,18 @@ fn overflow_is_error_400() {
         other => panic!("expected POC_ERROR 400, got {other:?}"),
     }
     assert_eq!(block_on("largest", square(&cpp, u32::MAX as u64, 0)).unwrap().id, (u32::MAX as u64).pow(2));
+}
+
+#[test]
+fn an_exception_inside_the_cpp_operation_is_panic() {
+    let cpp = CppRuntime::new(1);
+    match block_on("square(2^64 - 1)", square(&cpp, u64::MAX, 0)) {
+        Err(CallError::Panic(message)) => assert!(message.contains("square"), "not the square's exception: {message:?}"),
+        other => panic!("expected POC_PANIC, got {other:?}"),
+    }
+    // Contained: the runtime keeps working.
+    assert_eq!(block_on("square 3 after the throw", square(&cpp, 3, 0)), Ok(Message::new(9, Vec::new())));
+    assert_eq!(cpp.shutdown(), Status::OK);
 }
 
 #[test]

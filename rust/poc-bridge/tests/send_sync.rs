@@ -32,7 +32,13 @@ assert_impl_all!(Status: Send, Sync, Copy);
 assert_impl_all!(AgentReport: Send, Sync, Copy);
 assert_impl_all!(Runtime: Send, Sync);
 
+// Async calls: a future can be awaited in any task; a lent function is called from many.
+assert_impl_all!(ForeignFuture: Send, Sync, Unpin);
+assert_impl_all!(AsyncFn: Send, Sync);
+assert_impl_all!(CallError: Send, Sync, Clone, std::error::Error);
+
 // Raw ports move across threads like in C; a borrowed view must not outlive its call.
+assert_impl_all!(ffi::poc_async_fn: Send, Sync, Copy);
 assert_impl_all!(ffi::poc_sender: Send, Sync, Copy);
 assert_impl_all!(ffi::poc_receiver: Send, Sync, Copy);
 assert_not_impl_any!(ffi::poc_message_view: Send, Sync);

@@ -1,14 +1,15 @@
 namespace Poc.Bridge.Export;
 
 /// <summary>
-/// The process-wide table that turns the 64-bit handles of the ports .NET exports into live
-/// objects. A handle is resolved here, never dereferenced: a stale, released, forged, foreign or
+/// The process-wide table that turns the 64-bit handles of the ports, futures and lent-function
+/// contexts .NET exports into live objects. A handle is resolved here, never dereferenced: a stale, released, forged, foreign or
 /// wrong-kind handle simply fails to resolve (bridge.h: <c>POC_INVALID</c>, never a crash).
 /// </summary>
 /// <remarks>
 /// <para>Handle layout (0 is never valid), the same shape as the C++ exporter's with tags of its own:</para>
 /// <code>
-///   bits 63..56  tag         0xD1 sender, 0xD2 receiver   (C++ uses 0xC1/0xC2, Rust 0x52)
+///   bits 63..56  tag         0xD1 sender, 0xD2 receiver, 0xD3 future, 0xD4 lent-function context
+///                            (C++ uses 0xC1/0xC2, Rust 0x52)
 ///   bits 55..32  generation  1 .. 2^24-1                   (bumped when the slot is released)
 ///   bits 31..0   index + 1   1 .. 2^31
 /// </code>
@@ -32,6 +33,12 @@ internal static class PortTable
 
     /// <summary>Tag byte of a receiver handle exported by .NET.</summary>
     internal const byte ReceiverTag = 0xD2;
+
+    /// <summary>Tag byte of a future handle exported by .NET (<see cref="Poc.Bridge.Futures.ExportedFuture"/>).</summary>
+    internal const byte FutureTag = 0xD3;
+
+    /// <summary>Tag byte of the <c>context</c> of a function .NET lends (<see cref="Poc.Bridge.Futures.LentFunctions"/>).</summary>
+    internal const byte FunctionTag = 0xD4;
 
     private const int TagShift = 56;
     private const int GenerationShift = 32;

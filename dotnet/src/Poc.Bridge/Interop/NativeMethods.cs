@@ -84,6 +84,16 @@ internal unsafe struct poc_future_vtable
     public delegate* unmanaged<ulong, int> release;
 }
 
+/// <summary>bridge.h <c>poc_async_fn</c>: a function one runtime lends to another —
+/// <c>call(context, arg, out)</c> starts a call, <c>release(context)</c> gives the function back.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct poc_async_fn
+{
+    public delegate* unmanaged<void*, poc_message_view*, poc_future*, int> call;
+    public delegate* unmanaged<void*, void> release;
+    public void* context;
+}
+
 /// <summary>bridge.h <c>poc_agent_report</c>: what an agent did.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct poc_agent_report
@@ -127,6 +137,8 @@ internal static unsafe partial class NativeMethods
 
     // Section - Async calls exported by C++
     [LibraryImport(Library)] internal static partial int poc_cpp_delayed_square(nint rt, ulong x, uint delay_ms, poc_future* @out);
+    [LibraryImport(Library)] internal static partial int poc_cpp_square_fn(nint rt, uint mode, uint delay_ms, poc_async_fn* @out);
+    [LibraryImport(Library)] internal static partial int poc_cpp_sum_calls(nint rt, poc_async_fn f, ulong first, uint count, poc_future* @out);
 
     // Section - Rust runtime
     [LibraryImport(Library)] internal static partial int poc_rust_runtime_new(uint worker_threads, nint* @out);
@@ -148,6 +160,8 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library)] internal static partial int poc_rust_database_free(ulong db);
     [LibraryImport(Library)] internal static partial int poc_rust_sync_all(nint rt, uint steps, uint step_ms, poc_future* @out);
     [LibraryImport(Library)] internal static partial int poc_rust_sync_progress(ulong future, ulong* steps_done, uint* running);
+    [LibraryImport(Library)] internal static partial int poc_rust_square_fn(nint rt, uint mode, uint delay_ms, poc_async_fn* @out);
+    [LibraryImport(Library)] internal static partial int poc_rust_sum_calls(poc_async_fn f, ulong first, uint count, poc_future* @out);
 
     /// <summary>The static name of a status (bridge.h <c>poc_status_str</c>).</summary>
     internal static string StatusName(int status) =>

@@ -13,6 +13,14 @@
 //! * **examples** ([`examples`]): the async calls of the BoltFFI page — `fetch_user`,
 //!   `load_config`, a `Database` with `query` (`&self`) and `insert` (`&mut self`, serialised by
 //!   an async mutex), and a long `sync_all` — exported as `poc_rust_*` in bridge.h.
+//! * **lent functions** ([`lend`]): the other direction — a runtime lends a `poc_async_fn` for
+//!   another to call. [`AsyncFn`] owns any `poc_async_fn` and calls it; [`lend::lend`] lends a
+//!   Rust async closure; [`lend::sum_calls`] and the "square" function ([`lend::square_fn`])
+//!   are the bridge.h examples (`poc_rust_sum_calls`, `poc_rust_square_fn`).
+//!
+//! **Diagnostics.** [`live_futures`] (exported futures not yet released) and
+//! [`lend::live_lent_fns`] (lent functions not yet released) return to their earlier values
+//! when nothing leaked; tests assert that.
 //!
 //! **Where a future runs.** Futures that are pure computation or wait on channels/async locks
 //! run on whoever polls them (no runtime needed). Futures that need tokio's reactor or timer
@@ -22,15 +30,17 @@
 pub mod examples;
 mod export;
 mod import;
+pub mod lend;
 pub(crate) mod table;
 
 use std::fmt;
 
 use crate::Status;
 
-pub use export::{export_future, FUTURE_VTABLE};
+pub use export::{export_future, export_ready, live_futures, FUTURE_VTABLE};
 pub(crate) use export::{export_future_with_progress, sync_progress};
 pub use import::ForeignFuture;
+pub use lend::AsyncFn;
 
 /// Why an async call did not produce a value. On the export side a future returns it as its
 /// `Err`; on the import side [`ForeignFuture`] maps the status `poll` answered to it.

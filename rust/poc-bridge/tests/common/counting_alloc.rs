@@ -1,7 +1,8 @@
 //! A counting global allocator for the leak tests (`leaks.rs`, `future_leaks.rs`). Including this
 //! module installs it as the test binary's `#[global_allocator]`; it counts allocations minus
 //! frees process-wide and per thread (a const-initialised thread local: counting allocates
-//! nothing itself). `realloc` moves a block, so it changes neither count.
+//! nothing itself), and the allocations each thread made (to check that a path allocates
+//! nothing). `realloc` moves a block, so it changes neither count.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -13,11 +14,15 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 thread_local! {
     static THREAD_LIVE: Cell<isize> = const { Cell::new(0) };
+    static THREAD_ALLOCS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn count(d: isize) {
     LIVE.fetch_add(d, Ordering::SeqCst);
     let _ = THREAD_LIVE.try_with(|c| c.set(c.get() + d));
+    if d > 0 {
+        let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
+    }
 }
 
 unsafe impl GlobalAlloc for Counting {
@@ -50,4 +55,10 @@ pub fn live() -> isize {
 /// Allocations minus frees made by the calling thread so far.
 pub fn thread_live() -> isize {
     THREAD_LIVE.with(Cell::get)
+}
+
+/// Allocations (not minus frees) made by the calling thread so far.
+#[allow(dead_code)] // not every leak test counts allocations
+pub fn thread_allocs() -> usize {
+    THREAD_ALLOCS.with(Cell::get)
 }

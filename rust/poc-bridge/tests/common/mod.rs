@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod lent;
 
 use std::ffi::c_void;
 use std::future::Future;
