@@ -8,11 +8,24 @@ internal static class Runner
     /// <summary>Every scenario this runner hosts, in the order "run them all" uses.</summary>
     private static readonly Scenario[] s_scenarios =
     [
+        new MayonTimerScenario(),
+        new MayonSenderScenario(),
+        new RingScenario(),
+        new FanInScenario(),
+        new FanOutScenario(),
+        new BackpressureScenario(),
+        new CancelScenario(),
+        new ShutdownScenario(),
         new AsyncCallsScenario(),
     ];
 
+    /// <summary>The runtime that owns the process's main, printed first: ".NET" when the runner
+    /// is the program (Program.cs), set by <see cref="HostEntry"/> for the C++ and Rust hosts.</summary>
+    public static string HostName { get; set; } = ".NET";
+
     public static async Task<int> MainAsync(string[] args)
     {
+        Console.WriteLine($"host: {HostName}");
         ScenarioOptions options;
         List<Scenario> chosen;
         try
@@ -48,6 +61,12 @@ internal static class Runner
             }
             clock.Stop();
             results.Add((scenario, context, clock.Elapsed));
+            if (options.ResultFile is { } file)
+            {
+                File.AppendAllText(file, string.Join('\t', scenario.Name, scenario.Runtimes, context.Work,
+                    clock.Elapsed.TotalSeconds.ToString("F2", System.Globalization.CultureInfo.InvariantCulture),
+                    context.Failures == 0 ? "PASS" : "FAIL") + "\n");
+            }
             Console.WriteLine(context.Failures == 0
                 ? $"    {scenario.Name}: all {context.Checks} checks held ({clock.Elapsed.TotalSeconds:F2} s)"
                 : $"    {scenario.Name}: {context.Failures} of {context.Checks} checks FAILED");
@@ -96,6 +115,11 @@ internal static class Runner
                     break;
                 case "--capacity":
                     options = options with { Capacity = (int)Number(args, ref i, min: 1, max: 1 << 20) };
+                    break;
+                case "--result-file":
+                    // For scripts/run: one line per scenario, name TAB runtimes TAB work TAB seconds TAB result.
+                    if (i + 1 >= args.Length) throw new UsageException("--result-file needs a path");
+                    options = options with { ResultFile = args[++i] };
                     break;
                 default:
                     if (a.StartsWith('-')) throw new UsageException($"unknown option '{a}'");

@@ -14,6 +14,9 @@ internal sealed record ScenarioOptions
 
     /// <summary>Print more detail (<c>--verbose</c>).</summary>
     public bool Verbose { get; init; }
+
+    /// <summary>Where to append one result line per scenario (<c>--result-file</c>, for scripts/run).</summary>
+    public string? ResultFile { get; init; }
 }
 
 /// <summary>One scenario: a protocol between runtimes that checks its own invariants.</summary>

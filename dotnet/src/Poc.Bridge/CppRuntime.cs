@@ -57,6 +57,21 @@ public sealed class CppRuntime : IBridgeRuntime
     public Task<AgentReport> RunEchoAsync(ReceiverPort receiver, SenderPort sender, CancellationToken cancellationToken = default) =>
         _runtime.RunEcho(receiver, sender, cancellationToken);
 
+    /// <summary>Runs mayon's timer task on this runtime (bridge.h <c>poc_cpp_timer_start</c>): every
+    /// <paramref name="interval"/> an <c>asio::steady_timer</c> fires and the task sends
+    /// <c>{count, "From Cpp async task!!"}</c> (count from 0) to <paramref name="sender"/>, awaiting
+    /// each send (so a full channel paces it), until <paramref name="maxCount"/> messages were sent
+    /// (0: until cancelled) or a send fails. Takes ownership of <paramref name="sender"/> (released
+    /// when the task ends, which closes a channel whose last sender it was). Completes when the task
+    /// ends; cancelling <paramref name="cancellationToken"/> stops it (report status
+    /// <see cref="Status.Cancelled"/>, <see cref="AgentReport.Messages"/> = what it sent).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="interval"/> is negative or over
+    /// <see cref="uint.MaxValue"/> ms.</exception>
+    /// <exception cref="InteropException">The runtime is shut down; <paramref name="sender"/> is still the caller's.</exception>
+    public Task<AgentReport> RunTimerAsync(SenderPort sender, TimeSpan interval, ulong maxCount = 0,
+        CancellationToken cancellationToken = default) =>
+        _runtime.RunTimer(sender, CppCalls.ToMilliseconds(interval), maxCount, cancellationToken);
+
     /// <summary>Shuts the runtime down (on the thread pool: it joins the io_context threads): pending
     /// ops on its ports complete with <see cref="Status.Shutdown"/>, its agents stop. Idempotent.</summary>
     public ValueTask ShutdownAsync() => _runtime.ShutdownAsync();

@@ -94,6 +94,41 @@ internal sealed class NativeRuntime
         return AwaitAgentAsync(agent, id, cancellationToken);
     }
 
+    /// <summary>The C++ runtime's mayon timer task (poc_cpp_timer_start); C++ only.</summary>
+    internal unsafe Task<AgentReport> RunTimer(SenderPort sender, uint intervalMs, ulong maxCount,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sender);
+        if (_api != NativeRuntimeApi.Cpp) throw new NotSupportedException($"The {Name} runtime has no timer agent.");
+        poc_sender tx = sender.TakeOwnership();
+        AgentCompletion agent = AgentCompletion.Create();
+        ulong id = 0;
+        int status = -1;
+        try
+        {
+            nint runtime = Enter();
+            try
+            {
+                status = NativeMethods.poc_cpp_timer_start(runtime, tx, intervalMs, maxCount, AgentCompletion.DoneFunction,
+                    agent.User, &id);
+            }
+            finally
+            {
+                _handle.DangerousRelease();
+            }
+        }
+        finally
+        {
+            if (status != (int)Status.Ok)
+            {
+                agent.Abandon();
+                sender.ReturnOwnership();
+            }
+        }
+        if (status != (int)Status.Ok) throw StatusErrors.ToException(status, "start the timer agent on the C++ runtime");
+        return AwaitAgentAsync(agent, id, cancellationToken);
+    }
+
     internal unsafe Task<AgentReport> RunConsumer(ReceiverPort receiver, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(receiver);
