@@ -1,4 +1,5 @@
 using Poc.Bridge.Futures;
+using Poc.Bridge.Interop;
 using Xunit;
 using static Poc.Bridge.Tests.FutureExportTestSupport;
 
@@ -53,25 +54,52 @@ public sealed class LentNativeFunctionTests
     [MemberData(nameof(Lenders))]
     public async Task PostedAndTimer_PendingThenWokenByTheLendersThread(string lender)
     {
-        const int Attempts = 20;
         LiveCounts start = LiveCounts.Now;
-        await using var host = new Lender(lender);
-        foreach ((SquareMode mode, TimeSpan delay) in new[] { (SquareMode.Posted, TimeSpan.Zero), (SquareMode.Timer, TimeSpan.FromMilliseconds(20)) })
+        Mishaps mishaps = Mishaps.Now;
+        long strayPortCalls = RuntimeThreadBlocker.StrayCalls;
+        // The lender runs on one thread, and the test holds that thread while it makes the calls:
+        // nothing of the lender can run before the caller's first poll, whatever the scheduling.
+        await using var host = new Lender(lender, threads: 1);
+        var lenderThreads = new HashSet<int>();
+        foreach ((SquareMode mode, TimeSpan delay) in new[] { (SquareMode.Posted, TimeSpan.Zero), (SquareMode.Timer, TimeSpan.FromMilliseconds(5)) })
         {
             using ImportedFunction square = host.Square(mode, delay);
-            // The lender finishes the call on a thread of its own; whether that happened before the
-            // caller's first poll is the lender's race, so look for a call that was pending.
-            int pending = 0;
-            for (int attempt = 0; attempt < Attempts && pending == 0; attempt++)
+            // The same function driven through its raw vtable, to see which thread wakes the call.
+            poc_async_fn raw = host.Square(mode, delay).Lend();
+            try
             {
-                ulong x = (ulong)attempt + 2;
-                ValueTask<ulong> call = square.SquareAsync(x);
-                if (!call.IsCompleted) pending++;
-                Assert.Equal(x * x, await call.Within($"{mode} square({x})"));
+                using RuntimeThreadBlocker blocker = await RuntimeThreadBlocker.BlockAsync(host.Runtime);
+                int lenderThread = blocker.ThreadId;
+                Assert.NotEqual(Environment.CurrentManagedThreadId, lenderThread);
+                lenderThreads.Add(lenderThread);
+
+                ValueTask<ulong> call = square.SquareAsync(7);
+                Assert.False(call.IsCompleted, $"{lender} {mode}: the call is pending at its first poll (the lender's thread is held)");
+
+                Assert.Equal((int)Status.Ok, Raw.Call(raw, 9, out poc_future future));
+                var probe = new FutureProbe();
+                Assert.Equal((int)Status.Pending, probe.Poll(future));
+                Assert.Equal(0, probe.Wakes);
+
+                // Let the lender's thread go: it finishes both calls and wakes them.
+                await blocker.FinishAsync();
+                Assert.Equal(49UL, await call.Within($"{mode} square(7)"));
+
+                await probe.WaitForWakeAsync($"the wake of {mode} square(9)");
+                Assert.Equal(lenderThread, probe.LastWakeThread);
+                Assert.Equal((int)Status.Ok, probe.Poll(future));
+                Assert.Equal((1, 1, (int)Status.Ok, 81UL), (probe.Wakes, probe.Delivers, probe.DeliveredStatus, probe.Delivered.Id));
+                Assert.Equal((int)Status.Ok, Raw.Release(future));
             }
-            Assert.True(pending > 0, $"{lender} {mode}: none of {Attempts} calls was pending at its first poll");
+            finally
+            {
+                Raw.Release(raw);
+            }
         }
+        Assert.Single(lenderThreads); // both blockers held the same thread: the lender's only one
         await WaitForLiveCountsAsync(start);
+        Assert.Equal(mishaps, Mishaps.Now);
+        Assert.Equal(strayPortCalls, RuntimeThreadBlocker.StrayCalls);
     }
 
     public static TheoryData<string, SquareMode> LendersAndModes => new()
@@ -300,9 +328,11 @@ public sealed class LentNativeFunctionTests
     }
 
     /// <summary>A native runtime that lends "square".</summary>
-    private sealed class Lender(string name) : IAsyncDisposable
+    private sealed class Lender(string name, int threads = 2) : IAsyncDisposable
     {
-        private readonly IBridgeRuntime _runtime = ImportTestSupport.CreateNative(name);
+        private readonly IBridgeRuntime _runtime = ImportTestSupport.CreateNative(name, threads);
+
+        public IBridgeRuntime Runtime => _runtime;
 
         public ImportedFunction Square(SquareMode mode, TimeSpan delay) => _runtime switch
         {
