@@ -3,6 +3,8 @@
 // pending ops on close, release and shutdown).
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include "runtime_core.hpp"
 
 #include <poc/bridge.h>

@@ -31,6 +31,8 @@
 //     same containment (an exception becomes POC_PANIC from poll, not a failed call).
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include "runtime_core.hpp"
 
 #include <poc/bridge.h>

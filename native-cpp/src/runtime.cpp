@@ -15,6 +15,14 @@
 
 namespace poc::detail {
 
+bool asio_uses_std_aligned_alloc() noexcept {
+#if defined(ASIO_HAS_STD_ALIGNED_ALLOC)
+  return true;
+#else
+  return false;
+#endif
+}
+
 // ================================================================================================
 // runtime_core
 // ================================================================================================

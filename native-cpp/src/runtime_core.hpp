@@ -2,6 +2,8 @@
 // channels exported on it (so that shutdown can complete their pending ops).
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
@@ -19,6 +21,12 @@
 namespace poc::detail {
 
 class channel_state;
+
+/// How this library's translation units compiled Asio's inline allocation functions:
+/// std::aligned_alloc / std::free (true) or ::operator new / ::operator delete (false). Every
+/// translation unit that uses Asio together with the library must agree, or memory allocated by
+/// one is freed by the other's function (poc/detail/asio_config.hpp; a test compares).
+[[nodiscard]] bool asio_uses_std_aligned_alloc() noexcept;
 
 /// An io_context, the threads that run it, and the channels exported on it.
 ///

@@ -2,6 +2,8 @@
 // background io_context threads and a counting allocator for the handler-allocator checks.
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 

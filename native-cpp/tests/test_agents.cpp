@@ -304,6 +304,36 @@ TEST(Agents, WorkAgainstAForeignExporterAndCancelReachesIt) {
   EXPECT_EQ(producer.count(), 1);
 }
 
+TEST(Agents, RefuseAPortWhoseVtableHasANullFunction) {
+  // bridge.h: a bad port vtable is POC_INVALID and the ports are not taken. Found by fuzz/: a
+  // vtable with the right version and size but a NULL function was accepted, and the agent then
+  // called through NULL on a runtime thread.
+  c_runtime r(1);
+  auto [tx, rx] = r.channel(1);
+  poc_sender_vtable no_send = *tx.vtable;
+  no_send.send = nullptr;
+  poc_sender_vtable no_release = *tx.vtable;
+  no_release.release = nullptr;
+  poc_receiver_vtable no_recv = *rx.vtable;
+  no_recv.recv = nullptr;
+  done_box d;
+  for (const poc_sender_vtable* vt : {&no_send, &no_release}) {
+    EXPECT_EQ(poc_cpp_producer_start(r.rt, poc_sender{tx.handle, vt}, 1, 3, 4, &done_box::fn, &d, nullptr),
+              POC_INVALID);
+    EXPECT_EQ(poc_cpp_timer_start(r.rt, poc_sender{tx.handle, vt}, 1, 1, &done_box::fn, &d, nullptr),
+              POC_INVALID);
+    EXPECT_EQ(poc_cpp_echo_start(r.rt, rx, poc_sender{tx.handle, vt}, &done_box::fn, &d, nullptr),
+              POC_INVALID);
+  }
+  EXPECT_EQ(poc_cpp_consumer_start(r.rt, poc_receiver{rx.handle, &no_recv}, &done_box::fn, &d, nullptr),
+            POC_INVALID);
+  EXPECT_EQ(poc_cpp_echo_start(r.rt, poc_receiver{rx.handle, &no_recv}, tx, &done_box::fn, &d, nullptr),
+            POC_INVALID);
+  EXPECT_EQ(d.count(), 0);
+  EXPECT_EQ(tx.vtable->release(tx.handle), POC_OK) << "the port was taken";
+  EXPECT_EQ(rx.vtable->release(rx.handle), POC_OK) << "the port was taken";
+}
+
 TEST(Agents, ShutdownStopsBlockedAgentsAndReturns) {
   poc::test::fake_port fake;  // a foreign op that only a cancel completes
   fake.cancel_completes = true;

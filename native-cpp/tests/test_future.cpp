@@ -327,6 +327,37 @@ TEST(FutureImport, PendingWokenFromAnotherThreadIsRepolledOnTheHandlersStrand) {
   EXPECT_EQ(handler_off_strand, 0);
 }
 
+// Regression (found by scripts/sanitize tsan: ~io_context racing pthread_cond_signal inside
+// asio::post). The wake runs on the exporter's thread and posts the drive that polls again; that
+// drive can finish the await and run its handler on the io_context's thread before the post has
+// returned on the waking thread. An owner that then lets run() return and destroys the io_context
+// (the usual "await, then tear down" pattern) must not pull it from under that post: the importer
+// holds outstanding work across it. Under ThreadSanitizer a missing guard is reported here.
+TEST(FutureImport, AnIoContextDestroyedRightAfterAWokenAwaitIsNoLongerInUseByTheWake) {
+  cell_leak_check leaks;
+  for (int i = 0; i < 100; ++i) {
+    auto f = scripted({{step::pending}, {step::ready, 1, "v"}});
+    auto io = std::make_unique<asio::io_context>();
+    auto work = asio::make_work_guard(*io);
+    std::thread runner([&io] { io->run(); });
+    std::promise<std::error_code> done;
+    poc::async_await(make_future(f), *io,
+                     [&done](std::error_code ec, poc::message) { done.set_value(ec); });
+    const bool pending = f->wait_pending();
+    std::thread waker([&f] { f->fire(); });
+    auto result = done.get_future();
+    const bool completed = pending && ready(result);
+    work.reset();
+    if (!completed) io->stop();
+    runner.join();  // run() returns once no work is left...
+    io.reset();     // ...and the io_context goes, while the waker may still be returning
+    waker.join();
+    ASSERT_TRUE(completed) << "iteration " << i;
+    EXPECT_FALSE(result.get());
+    EXPECT_EQ(f->releases, 1);
+  }
+}
+
 TEST(FutureImport, WakeDuringPollIsNotLost) {
   cell_leak_check leaks;
   auto f = scripted({{step::wake_in_poll}, {step::ready, 2, "x"}});

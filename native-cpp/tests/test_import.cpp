@@ -9,6 +9,7 @@
 #include <poc/bridge.h>
 #include <poc/detail/stop_registry.hpp>
 #include <poc/error.hpp>
+#include <poc/future.hpp>
 #include <poc/message.hpp>
 #include <poc/port.hpp>
 #include <poc/runtime.hpp>
@@ -26,6 +27,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
@@ -39,9 +41,11 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -314,6 +318,21 @@ TEST(ImportAdapter, RejectsPortsWithABadVtable) {
   poc_receiver_vtable small = *fake.receiver().vtable;
   small.size = sizeof(poc_receiver_vtable) - 8;
   EXPECT_FALSE(poc::is_usable(poc_receiver{fake.handle(), &small}));
+  // The right version and size with a NULL function is a bad vtable too (found by fuzz/).
+  poc_receiver_vtable no_recv = *fake.receiver().vtable;
+  no_recv.recv = nullptr;
+  EXPECT_FALSE(poc::is_usable(poc_receiver{fake.handle(), &no_recv}));
+  EXPECT_THROW(poc::port_receiver(io.get_executor(), poc_receiver{fake.handle(), &no_recv}),
+               std::system_error);
+  poc_sender_vtable no_clone = *fake.sender().vtable;
+  no_clone.clone = nullptr;
+  EXPECT_FALSE(poc::is_usable(poc_sender{fake.handle(), &no_clone}));
+  EXPECT_THROW(poc::port_sender(io.get_executor(), poc_sender{fake.handle(), &no_clone}),
+               std::system_error);
+  constexpr auto answer_ok = +[](std::uint64_t) -> poc_status { return POC_OK; };
+  const poc_future_vtable no_poll{POC_ABI_VERSION, sizeof(poc_future_vtable), nullptr, answer_ok,
+                                  answer_ok};
+  EXPECT_FALSE(poc::is_usable(poc_future{1, &no_poll}));
   EXPECT_EQ(fake.release_calls, 0) << "a rejected port must not be taken (nor released)";
 }
 
@@ -376,6 +395,123 @@ TEST(ImportAdapter, PendingCompletedFromAForeignThreadRunsOnTheHandlersStrand) {
   EXPECT_EQ(handler_thread, std::this_thread::get_id());
   EXPECT_NE(handler_thread, foreign_id);
   EXPECT_EQ(got, sent);
+}
+
+// A new-style executor over an io_context that counts its own outstanding work (its copies made
+// with outstanding_work.tracked, which also hold work on the io_context) and records every copy
+// destroyed on the `foreign` thread once that count is 0: from then on the io_context may run
+// dry, stop and be destroyed, so such a copy (a strand's, say, whose destructor locks the strand
+// service) would touch a destroyed context.
+struct work_probe {
+  std::atomic<int> work{0};
+  std::atomic<int> late_destructions{0};
+  std::atomic<std::thread::id> foreign{};
+};
+
+class probe_executor {
+ public:
+  probe_executor(asio::io_context::executor_type inner, std::shared_ptr<work_probe> probe,
+                 bool tracked = false) noexcept
+      : inner_(inner), probe_(std::move(probe)) {
+    if (tracked) track();
+  }
+  probe_executor(const probe_executor& o) noexcept : inner_(o.inner_), probe_(o.probe_) {
+    if (o.work_) track();
+  }
+  // Moved from, it is empty (as Asio's strands and any_io_executor are): nothing left to destroy.
+  probe_executor(probe_executor&& o) noexcept
+      : inner_(o.inner_), probe_(std::move(o.probe_)), work_(std::move(o.work_)) {
+    o.work_.reset();
+  }
+  probe_executor& operator=(const probe_executor& o) noexcept {
+    if (this != &o) {
+      if (probe_ != nullptr) untrack();
+      inner_ = o.inner_;
+      probe_ = o.probe_;
+      if (o.work_) track();
+    }
+    return *this;
+  }
+  ~probe_executor() {
+    if (probe_ == nullptr) return;  // moved from
+    if (std::this_thread::get_id() == probe_->foreign.load() && probe_->work.load() == 0)
+      ++probe_->late_destructions;
+    untrack();
+  }
+
+  asio::io_context& query(asio::execution::context_t) const noexcept { return inner_.context(); }
+  probe_executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
+  probe_executor require(asio::execution::outstanding_work_t::tracked_t) const noexcept {
+    return probe_executor(inner_, probe_, true);
+  }
+  probe_executor require(asio::execution::outstanding_work_t::untracked_t) const noexcept {
+    return probe_executor(inner_, probe_, false);
+  }
+  template <typename F>
+  void execute(F&& f) const {
+    asio::post(inner_, std::forward<F>(f));
+  }
+  friend bool operator==(const probe_executor& a, const probe_executor& b) noexcept {
+    return a.inner_ == b.inner_ && a.probe_ == b.probe_;
+  }
+  friend bool operator!=(const probe_executor& a, const probe_executor& b) noexcept {
+    return !(a == b);
+  }
+
+ private:
+  using tracked_inner = std::decay_t<decltype(asio::prefer(
+      std::declval<asio::io_context::executor_type>(), asio::execution::outstanding_work.tracked))>;
+  void track() noexcept {
+    ++probe_->work;
+    work_.emplace(asio::prefer(inner_, asio::execution::outstanding_work.tracked));
+  }
+  void untrack() noexcept {
+    if (!work_) return;
+    work_.reset();
+    --probe_->work;
+  }
+
+  asio::io_context::executor_type inner_;
+  std::shared_ptr<work_probe> probe_;
+  std::optional<tracked_inner> work_;
+};
+
+TEST(ImportAdapter, ACompletionFromAForeignThreadKeepsNoExecutorCopyPastItsWork) {
+  // Found by fuzz/ (UBSan, then use-after-free): a C++ agent on runtime A receiving from runtime
+  // B's port; A was freed while B's thread was still in the import op's completion. The op's
+  // executor_work_guard released the work first and destroyed its copy of the handler's executor
+  // (A's strand) after it: A's io_context ran dry and was destroyed in between.
+  fake_port fake;
+  asio::io_context io;
+  auto probe = std::make_shared<work_probe>();
+  poc::port_receiver rx(io.get_executor(), fake.receiver());
+  poc::port_sender tx(io.get_executor(), fake.sender());
+  int calls = 0;
+  rx.async_receive(asio::bind_executor(probe_executor(io.get_executor(), probe),
+                                       [&](std::error_code ec, poc::message m) {
+                                         ++calls;
+                                         EXPECT_FALSE(ec);
+                                         EXPECT_EQ(m, make_msg(4));
+                                       }));
+  tx.async_send(make_msg(5), asio::bind_executor(probe_executor(io.get_executor(), probe),
+                                                 [&](std::error_code ec) {
+                                                   ++calls;
+                                                   EXPECT_FALSE(ec);
+                                                 }));
+  auto ids = fake.wait_pending(2);
+  ASSERT_TRUE(ids) << "the ops did not reach the exporter";
+  const poc::message sent = make_msg(4);
+  std::thread foreign([&] {
+    probe->foreign = std::this_thread::get_id();
+    for (poc_op_id id : *ids) fake.complete(id, POC_OK, &sent);
+  });
+  foreign.join();  // both completions were submitted on the foreign thread; io has not run yet
+  ASSERT_TRUE(run_to_completion(io));
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(probe->late_destructions.load(), 0)
+      << "the completing thread destroyed a copy of the handler's executor after releasing the "
+         "work that kept its context alive";
+  EXPECT_EQ(probe->work.load(), 0);
 }
 
 TEST(ImportAdapter, HandlerBoundToASecondContextRunsThereAndKeepsItBusy) {

@@ -308,9 +308,25 @@ TEST(CppSquareFn, RawAbiRejectsBadArguments) {
   }
   EXPECT_EQ(poc::detail::cpp_future_count(), live);
 
+  // A malformed view (NULL data with a length) is a bad argument in every mode, as for the Rust
+  // square and poc::lend (found by fuzz/: the C++ square answered OK); also while stopping.
+  for (std::uint32_t mode : {POC_SQUARE_READY, POC_SQUARE_POSTED, POC_SQUARE_TIMER}) {
+    poc::async_fn fn(r.square(mode));
+    const poc_async_fn& raw = fn.get();
+    poc_future f{0, nullptr};
+    const poc_message_view bad{3, nullptr, 5};
+    EXPECT_EQ(raw.call(raw.context, &bad, &f), POC_INVALID) << mode_name(mode);
+    EXPECT_EQ(f.vtable, nullptr);
+  }
+  EXPECT_EQ(poc::detail::cpp_future_count(), live);
+
+  poc::async_fn kept(r.square(POC_SQUARE_READY));
   ASSERT_EQ(poc_cpp_runtime_shutdown(r.rt), POC_OK);
   EXPECT_EQ(poc_cpp_square_fn(r.rt, POC_SQUARE_READY, 0, &out), POC_SHUTDOWN);
   EXPECT_EQ(out.call, nullptr);
+  poc_future f{0, nullptr};
+  const poc_message_view bad{3, nullptr, 5};
+  EXPECT_EQ(kept.get().call(kept.get().context, &bad, &f), POC_INVALID);  // not SHUTDOWN
 }
 
 // --- the same checks in every mode -------------------------------------------------------------

@@ -6,6 +6,8 @@
 #include <poc/error.hpp>
 #include <poc/runtime.hpp>
 
+#include "runtime_core.hpp"  // src/: asio_uses_std_aligned_alloc
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 
@@ -14,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -24,6 +27,22 @@ namespace {
 
 using namespace poc_test;
 using namespace std::chrono_literals;
+
+// ---- build configuration ----------------------------------------------------------------------
+
+// Regression (found by scripts/sanitize asan as alloc-dealloc-mismatch): Asio 1.22 chooses between
+// std::aligned_alloc/std::free and ::operator new/delete for its handler memory from the include
+// order of each translation unit. The library's sources included Asio before any standard header,
+// this file did not: a handler allocated here was freed with the other function by a runtime
+// thread. poc/detail/asio_config.hpp, included first by every Poc header that uses Asio, settles it.
+TEST(Runtime, AsioAllocatesWithTheSameFunctionsInTheLibraryAndItsUsers) {
+#if defined(ASIO_HAS_STD_ALIGNED_ALLOC)
+  constexpr bool here = true;
+#else
+  constexpr bool here = false;
+#endif
+  EXPECT_EQ(poc::detail::asio_uses_std_aligned_alloc(), here);
+}
 
 // ---- creation ---------------------------------------------------------------------------------
 
@@ -262,10 +281,16 @@ TEST(Runtime, DestroyedOnOneOfItsOwnThreadsDoesNotDeadlock) {
   auto* rt = new poc::runtime(2);
   counter destroyed;
   testing::internal::CaptureStderr();
-  asio::post(rt->context(), [rt, &destroyed] {
+  // The handler waits until asio::post has returned here: the io_context must outlive that call,
+  // and the handler's `delete rt` may destroy it (scripts/sanitize tsan reported the post racing
+  // ~io_context before the test waited).
+  std::promise<void> posted;
+  asio::post(rt->context(), [rt, &destroyed, was_posted = posted.get_future().share()] {
+    EXPECT_EQ(was_posted.wait_for(10s), std::future_status::ready);
     delete rt;  // cannot join its own thread: shuts down and detaches instead
     destroyed.add();
   });
+  posted.set_value();
   const bool ok = destroyed.wait_for(1);
   const std::string err = testing::internal::GetCapturedStderr();
   ASSERT_TRUE(ok);

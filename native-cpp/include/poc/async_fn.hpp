@@ -40,6 +40,8 @@
 // calls). The lent body may run on any thread of `rt`, one call per strand.
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <poc/bridge.h>
 #include <poc/error.hpp>
 #include <poc/future.hpp>

@@ -7,6 +7,8 @@
 // in poc::category().
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <poc/bridge.h>
 
 #include <asio/error.hpp>

@@ -30,6 +30,8 @@
 // passes it to async_await gives it up.
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <poc/bridge.h>
 #include <poc/detail/future_op.hpp>
 #include <poc/detail/import_op.hpp>
@@ -56,7 +58,8 @@
 
 namespace poc {
 
-/// True when the future's vtable is one this importer can call (non-NULL, POC_ABI_VERSION, size).
+/// True when the future's vtable is one this importer can call (non-NULL, POC_ABI_VERSION, size,
+/// no NULL function).
 inline bool is_usable(const poc_future& f) noexcept { return detail::vtable_usable(f.vtable); }
 
 /// The UTF-8 text of an error value (ERROR/PANIC): the message's payload, viewed.

@@ -22,6 +22,8 @@
 // with any Asio I/O object: the op keeps the context's run() busy until it completes).
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <poc/bridge.h>
 #include <poc/detail/import_op.hpp>
 #include <poc/detail/stop_service.hpp>
@@ -43,10 +45,12 @@
 
 namespace poc {
 
-/// True when the port's vtable is one this importer can call (non-NULL, POC_ABI_VERSION, size).
+/// True when the port's vtable is one this importer can call (non-NULL, POC_ABI_VERSION, size, no
+/// NULL function).
 /// Says nothing about the handle: only the exporter can tell whether it is live.
 inline bool is_usable(const poc_sender& port) noexcept { return detail::vtable_usable(port.vtable); }
-/// True when the port's vtable is one this importer can call (non-NULL, POC_ABI_VERSION, size).
+/// True when the port's vtable is one this importer can call (non-NULL, POC_ABI_VERSION, size, no
+/// NULL function).
 inline bool is_usable(const poc_receiver& port) noexcept {
   return detail::vtable_usable(port.vtable);
 }

@@ -5,6 +5,8 @@
 // destructor, which must not run on one of the runtime's own threads.
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <poc/bridge.h>
 #include <poc/error.hpp>
 

@@ -13,6 +13,8 @@
 //   3. The wake (any thread, exactly once per PENDING) never polls: it marks the cell "notified"
 //      and, if no drive is scheduled or running, posts one (cxx-async deadlocked resuming inline
 //      on the waker's thread, ARCHITECTURE.md §6). A wake during poll is remembered, not lost.
+//      The post holds outstanding work on the executor until it has returned, so that the
+//      io_context cannot run out of work and be destroyed while the waker is still inside it.
 //   4. A cancel request (the handler's slot, or request_stop_all) marks the cell "cancel" and
 //      posts a drive the same way; that drive calls the future's cancel, then polls (→ CANCELLED,
 //      or the real outcome if it won the race).
@@ -25,6 +27,8 @@
 // call a wake after the handler ran (a cancelled future's pending wake still runs exactly once),
 // and memory from the handler's allocator must be freed before the handler runs.
 #pragma once
+
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
 
 #include <poc/bridge.h>
 #include <poc/detail/import_op.hpp>
@@ -279,8 +283,14 @@ class future_op final : public future_op_base {
   }
 
   void schedule() noexcept override {
-    auto ex = work_.get_executor();  // a copy: the posted drive may free the op at once
-    asio::post(ex, drive_fn{this});
+    // Our own outstanding work on a copy of the executor, held until post() has returned: the
+    // posted drive may run at once on another thread, finish the op (freeing it and its work
+    // guard) and complete the handler, after which the owner may let run() return and destroy
+    // the io_context — while a wake on the exporter's thread is still inside this post()
+    // (scripts/sanitize tsan found it: ~io_context racing pthread_cond_signal in post). Held as
+    // a tracked executor, so that no copy of a strand outlives the work here (hold_work).
+    const auto keep = hold_work(work_.get_executor());
+    asio::post(held_executor(keep), drive_fn{this});
   }
 
  private:

@@ -38,6 +38,8 @@
 //     what in-flight receives would keep later (the handler still gets operation_aborted).
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <poc/bridge.h>
 #include <poc/detail/stop_service.hpp>
 #include <poc/error.hpp>
@@ -49,8 +51,10 @@
 #include <asio/cancellation_type.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/error.hpp>
+#include <asio/execution/outstanding_work.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/recycling_allocator.hpp>
 
 #include <algorithm>
@@ -69,10 +73,50 @@
 
 namespace poc::detail {
 
-/// True when a port's vtable is one this importer can call (ABI version and size checked).
+/// True when a port's (or a future's) vtable is one this importer can call: ABI version, size,
+/// and no NULL function (a vtable with one is a bad vtable: bridge.h's INVALID, never a call
+/// through NULL later, on a runtime thread).
 template <typename Vtable>
 bool vtable_usable(const Vtable* vt) noexcept {
-  return vt != nullptr && vt->abi_version == POC_ABI_VERSION && vt->size >= sizeof(Vtable);
+  if (vt == nullptr || vt->abi_version != POC_ABI_VERSION || vt->size < sizeof(Vtable)) return false;
+  if constexpr (std::is_same_v<Vtable, poc_sender_vtable>) {
+    return vt->try_send != nullptr && vt->send != nullptr && vt->cancel != nullptr &&
+           vt->close != nullptr && vt->clone != nullptr && vt->release != nullptr;
+  } else if constexpr (std::is_same_v<Vtable, poc_receiver_vtable>) {
+    return vt->try_recv != nullptr && vt->recv != nullptr && vt->cancel != nullptr &&
+           vt->close != nullptr && vt->release != nullptr;
+  } else {
+    static_assert(std::is_same_v<Vtable, poc_future_vtable>, "a bridge.h vtable");
+    return vt->poll != nullptr && vt->cancel != nullptr && vt->release != nullptr;
+  }
+}
+
+/// Outstanding work on `ex` for a thread that is not one of the executor's own (an exporter's
+/// thread completing an import, a waker), held as an executor with outstanding_work.tracked:
+/// destroying it releases the executor's own state (a strand's implementation) *before* the work.
+/// An executor_work_guard also keeps an untracked copy, which it destroys *after* the work: once
+/// the work is gone the context may run dry, stop and be destroyed (poc_cpp_runtime_free) while
+/// this thread is still destroying that copy — a strand, whose destructor locks the strand
+/// service of the destroyed io_context (found by fuzz/). Executors without the property
+/// (Networking TS style) keep an executor_work_guard. Submit through held_executor(work).
+template <typename Executor>
+auto hold_work(const Executor& ex) {
+  if constexpr (asio::can_prefer<const Executor&,
+                                 asio::execution::outstanding_work_t::tracked_t>::value) {
+    return asio::prefer(ex, asio::execution::outstanding_work.tracked);
+  } else {
+    return asio::executor_work_guard<Executor>(ex);
+  }
+}
+
+/// The executor to submit to, of what hold_work returned.
+template <typename Executor>
+const Executor& held_executor(const Executor& tracked) noexcept {
+  return tracked;
+}
+template <typename Executor>
+Executor held_executor(const asio::executor_work_guard<Executor>& guard) noexcept {
+  return guard.get_executor();
 }
 
 /// The stop_service of the port's own executor's context, looked up once per port
@@ -475,8 +519,11 @@ class import_op {
   // Steps 4–5: unlink, move out, free, then submit the handler.
   void finish(bool from_callback) {
     if (registered_) service_->remove(entry_);
+    // Until the completion is submitted (possibly from an exporter's thread): work held so that
+    // no copy of the executor outlives it here (hold_work) — declared first, destroyed last. The
+    // op's own guard goes with the op.
+    const auto work = hold_work(work_.get_executor());
     Handler handler(std::move(handler_));
-    asio::executor_work_guard<work_executor_type> work(std::move(work_));
     const std::error_code ec = to_error_code(status_);
     [[maybe_unused]] const bool clear_slot = slot_installed_;
     [[maybe_unused]] message msg;
@@ -491,9 +538,9 @@ class import_op {
 
     auto submit = [&](auto&& fn) {
       if (from_callback)
-        dispatch_completion(work.get_executor(), std::move(fn));
+        dispatch_completion(held_executor(work), std::move(fn));
       else
-        post_completion(work.get_executor(), std::move(fn));
+        post_completion(held_executor(work), std::move(fn));
     };
     if constexpr (Receive)
       submit(receive_completion_binder<Handler>(std::move(handler), watch, std::move(stash), ec,

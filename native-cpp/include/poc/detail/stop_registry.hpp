@@ -3,6 +3,8 @@
 // alive, and shutdown asks each of them to stop (they then complete exactly once as usual).
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <asio/execution_context.hpp>
 
 namespace poc::detail {

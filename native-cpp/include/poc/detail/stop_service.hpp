@@ -19,6 +19,8 @@
 // Thread safety: every member may be called from any thread.
 #pragma once
 
+#include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
+
 #include <poc/detail/stop_registry.hpp>
 
 #include <asio/execution/context.hpp>
