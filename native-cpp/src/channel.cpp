@@ -210,12 +210,21 @@ poc_status channel_state::close_senders() noexcept {
   return POC_OK;
 }
 
+poc_status channel_state::unless_stopping(poc_status status) const noexcept {
+  // Shutdown step 2 (docs/contract.md): an op pending when the runtime began to stop completes
+  // with SHUTDOWN. The shutdown sweep completes the channels one after another, so a release on a
+  // channel not swept yet (by an agent whose op elsewhere just ended with SHUTDOWN, say) must not
+  // complete that channel's pending ops with CLOSED or CANCELLED first (found by scripts/stress,
+  // phase shutdown-load).
+  return core_->stopping() ? POC_SHUTDOWN : status;
+}
+
 void channel_state::close_senders_locked() noexcept {
   if (senders_closed_) return;
   senders_closed_ = true;
   // Waiting sends complete with CLOSED: nothing of theirs was enqueued. Waiting receives too:
   // they imply an empty buffer, and nothing can be enqueued any more.
-  complete_all_locked(POC_CLOSED);
+  complete_all_locked(unless_stopping(POC_CLOSED));
 }
 
 poc_status channel_state::add_sender() noexcept {
@@ -228,7 +237,7 @@ poc_status channel_state::add_sender() noexcept {
 void channel_state::release_sender(std::uint64_t port) noexcept {
   std::lock_guard lock(mutex_);
   for (pending_op* op = sends_.head; op != nullptr; op = op->next_)
-    if (op->port_ == port) request_completion_locked(op, POC_CANCELLED);
+    if (op->port_ == port) request_completion_locked(op, unless_stopping(POC_CANCELLED));
   if (senders_ > 0 && --senders_ == 0) close_senders_locked();
 }
 
@@ -292,7 +301,7 @@ void channel_state::release_receiver() noexcept {
 void channel_state::close_receiver_locked() noexcept {
   if (receiver_closed_) return;
   receiver_closed_ = true;
-  complete_all_locked(POC_CLOSED);
+  complete_all_locked(unless_stopping(POC_CLOSED));
   // Drop what is queued. No sender waits in the channel any more, so this only pops the buffer.
   // (concurrent_channel::reset() would do it in one call, but in Asio 1.22 it leaves the
   // channel's receive state claiming a non-empty buffer.)

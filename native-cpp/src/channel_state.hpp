@@ -135,6 +135,8 @@ class channel_state : public std::enable_shared_from_this<channel_state> {
   static void request_completion_locked(pending_op* send, poc_status reason) noexcept;
   void complete_recv_locked(pending_op* recv, poc_status status, poc::message msg) noexcept;
   void complete_all_locked(poc_status reason) noexcept;
+  /// SHUTDOWN once the runtime is stopping, else `status`: for ops completed by close/release.
+  [[nodiscard]] poc_status unless_stopping(poc_status status) const noexcept;
   void close_senders_locked() noexcept;
   void close_receiver_locked() noexcept;
 

@@ -520,7 +520,7 @@ POC_API poc_status poc_rust_database_connect(const char* url, uint64_t* db);
 
 /**
  * Database::query(&self, sql) into `*out`: any sql starting with SELECT (case-insensitive)
- * returns every row — value id = row count, data = the rows joined by '\n' (empty for none);
+ * returns every row — value id = row count, data = the rows joined by newlines (empty for none);
  * other sql gives POC_ERROR 400. Queries share the database's async lock (they wait for an
  * insert in progress). The future keeps the database alive after poc_rust_database_free.
  * Returns POC_OK or POC_INVALID (stale db, NULL or non-UTF-8 sql, NULL out).
@@ -531,7 +531,7 @@ POC_API poc_status poc_rust_database_query(uint64_t db, const char* sql, poc_fut
  * Database::insert(&mut self, row) into `*out`: takes the database's async lock exclusively
  * (inserts are serialised, in the order they first polled), yields once while holding it, then
  * appends `row`. Value: id = row count after the insert, data = the row. POC_ERROR 400 for an
- * empty row or one containing '\n'. Cancelling or releasing it before it finished releases the
+ * empty row or one containing a newline. Cancelling or releasing it before it finished releases the
  * lock and appends nothing. Returns POC_OK or POC_INVALID as poc_rust_database_query.
  */
 POC_API poc_status poc_rust_database_insert(uint64_t db, const char* row, poc_future* out);

@@ -156,7 +156,7 @@ internal sealed unsafe class ExportChannel
             for (PendingOp? op = _sends.Head; op is not null;)
             {
                 PendingOp? next = op.Next;
-                if (op.Port == handle) CompleteSendLocked(op, Status.Cancelled, ref done);
+                if (op.Port == handle) CompleteSendLocked(op, UnlessStopping(Status.Cancelled), ref done);
                 op = next;
             }
             if (--_senderPorts == 0) CloseSendersLocked(ref done);
@@ -384,6 +384,14 @@ internal sealed unsafe class ExportChannel
         }
     }
 
+    /// <summary><see cref="Status.Shutdown"/> once the runtime is stopping, else
+    /// <paramref name="status"/>: for ops completed by a close or release.</summary>
+    /// <remarks>Shutdown step 2 (docs/contract.md): an op pending when the runtime began to stop
+    /// completes with SHUTDOWN. The shutdown sweep completes the channels one after another, so a
+    /// release on a channel not swept yet must not complete its pending ops with CLOSED or
+    /// CANCELLED first (found by scripts/stress, phase shutdown-load).</remarks>
+    private Status UnlessStopping(Status status) => _scope.IsStopping ? Status.Shutdown : status;
+
     private void CloseSendersLocked(ref CompletionBatch done)
     {
         if (_sendersClosed) return;
@@ -391,7 +399,7 @@ internal sealed unsafe class ExportChannel
         _channel.Writer.TryComplete(); // what is buffered stays readable
         // Waiting sends had no effect: CLOSED. Waiting receives imply an empty buffer, and nothing
         // can be enqueued any more: CLOSED too.
-        CompleteAllLocked(Status.Closed, ref done);
+        CompleteAllLocked(UnlessStopping(Status.Closed), ref done);
     }
 
     private void CloseReceiverLocked(ref CompletionBatch done)
@@ -399,7 +407,7 @@ internal sealed unsafe class ExportChannel
         if (_receiverClosed) return;
         _receiverClosed = true;
         _channel.Writer.TryComplete();
-        CompleteAllLocked(Status.Closed, ref done);
+        CompleteAllLocked(UnlessStopping(Status.Closed), ref done);
         while (_channel.Reader.TryRead(out _)) { } // drop what is queued
     }
 }

@@ -130,6 +130,9 @@ internal static class PortTable
         }
     }
 
+    /// <summary>Length of the slot array (grows by doubling, never shrinks; diagnostics).</summary>
+    internal static int Capacity => Volatile.Read(ref s_slots).Length;
+
     private static bool TryIndex(ulong handle, byte tag, out int index)
     {
         uint low = (uint)handle;

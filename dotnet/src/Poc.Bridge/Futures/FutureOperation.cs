@@ -76,6 +76,9 @@ internal sealed unsafe class FutureOperation : PortOperation, IValueTaskSource<M
     /// <summary>Native futures taken over by <see cref="Run"/> and not released yet (tests).</summary>
     internal static long LiveFutures => Volatile.Read(ref s_liveFutures);
 
+    /// <summary>Ops kept in this class's pool now (diagnostics).</summary>
+    internal static int PooledOperations => Math.Max(0, Volatile.Read(ref s_pooled));
+
     /// <summary>Ops listed now: calls whose future was not released yet (tests).</summary>
     internal static int ListedOperations => OperationTable<FutureOperation>.Count;
 

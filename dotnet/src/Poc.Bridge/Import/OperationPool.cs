@@ -16,6 +16,9 @@ internal static class OperationPool<T> where T : PortOperation, new()
     private static T? s_fast;  // one op kept outside the queue: the common sequential case
     private static int s_count; // ops in s_items (approximate while racing, bounded by s_capacity)
 
+    /// <summary>Ops kept by the pool now (the queue and the fast slot; approximate while racing).</summary>
+    internal static int Count => Math.Max(0, Volatile.Read(ref s_count)) + (Volatile.Read(ref s_fast) is null ? 0 : 1);
+
     /// <summary>A pooled op, or a new listed one.</summary>
     internal static T Rent()
     {

@@ -57,6 +57,9 @@ internal static unsafe class OperationTable<T> where T : PortOperation
         return op is not null && op.IsArmedWith(token) ? op : null;
     }
 
+    /// <summary>Length of the slot array (it grows by doubling and never shrinks; diagnostics).</summary>
+    internal static int Capacity => Volatile.Read(ref s_ops).Length;
+
     /// <summary>Ops listed now (tests).</summary>
     internal static int Count
     {

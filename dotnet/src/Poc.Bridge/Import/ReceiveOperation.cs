@@ -54,6 +54,7 @@ internal sealed unsafe class ReceiveOperation : PortOperation, IValueTaskSource<
     internal void Pending(ulong opId)
     {
         _opId = opId;
+        ImportDiagnostics.OnPending();
         if (_cancellationToken.CanBeCanceled)
             _registration = _cancellationToken.UnsafeRegister(s_onCancel, this);
     }
@@ -229,6 +230,7 @@ internal sealed unsafe class ReceiveOperation : PortOperation, IValueTaskSource<
                 ImportDiagnostics.OnStrayCallback();
                 return;
             }
+            ImportDiagnostics.OnMatchedCompletion();
             op.Complete(status, view);
         }
         catch (Exception e)

@@ -44,6 +44,7 @@ internal sealed unsafe class SendOperation : PortOperation, IValueTaskSource
     internal ValueTask Pending(ulong opId)
     {
         _opId = opId;
+        ImportDiagnostics.OnPending();
         if (_cancellationToken.CanBeCanceled)
             _registration = _cancellationToken.UnsafeRegister(s_onCancel, this);
         return new ValueTask(this, _core.Version);
@@ -107,6 +108,7 @@ internal sealed unsafe class SendOperation : PortOperation, IValueTaskSource
                 ImportDiagnostics.OnStrayCallback();
                 return;
             }
+            ImportDiagnostics.OnMatchedCompletion();
             op._writer!.OnStatusSeen(status);
             // Last touch of the op: from here on GetResult may run and recycle it. A throwing
             // continuation (e.g. from a SynchronizationContext's Post) is contained below.

@@ -16,6 +16,7 @@ internal sealed unsafe class AgentCompletion
 {
     private static readonly ConcurrentDictionary<ulong, AgentCompletion> s_running = new();
     private static long s_nextKey;
+    private static long s_ended;
 
     private readonly TaskCompletionSource<AgentReport> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ulong _key;
@@ -28,6 +29,12 @@ internal sealed unsafe class AgentCompletion
 
     /// <summary>Agents started and not ended yet (tests).</summary>
     internal static int RunningCount => s_running.Count;
+
+    /// <summary>Agent completions created so far (each start attempt; an abandoned one counts as ended).</summary>
+    internal static long Started => Volatile.Read(ref s_nextKey);
+
+    /// <summary>Done callbacks that matched a running agent, plus abandoned starts.</summary>
+    internal static long Ended => Volatile.Read(ref s_ended);
 
     /// <summary>The <c>user</c> value for the start call.</summary>
     internal void* User => (void*)_key;
@@ -44,7 +51,10 @@ internal sealed unsafe class AgentCompletion
     }
 
     /// <summary>The start call failed: done will not be called.</summary>
-    internal void Abandon() => s_running.TryRemove(_key, out _);
+    internal void Abandon()
+    {
+        if (s_running.TryRemove(_key, out _)) Interlocked.Increment(ref s_ended);
+    }
 
     /// <summary>bridge.h <c>poc_agent_done_fn</c>: exactly once per agent, on a thread of the agent's
     /// runtime, never under a lock; <paramref name="report"/> is borrowed for the call.</summary>
@@ -58,6 +68,7 @@ internal sealed unsafe class AgentCompletion
                 ImportDiagnostics.OnStrayCallback();
                 return;
             }
+            Interlocked.Increment(ref s_ended);
             agent._done.TrySetResult(report is null
                 ? new AgentReport(Status.Panic, 0, 0, 0) // a NULL report breaks the contract
                 : new AgentReport((Status)report->status, report->messages, report->checksum, report->order_errors));

@@ -82,7 +82,7 @@ mod sys {
     pub const HDT_LOAD_ASSEMBLY_AND_GET_FUNCTION_POINTER: c_int = 5;
     /// HostApiBufferTooSmall, from get_hostfxr_path.
     pub const HOST_API_BUFFER_TOO_SMALL: i32 = 0x8000_8098_u32 as i32;
-    /// UNMANAGEDCALLERSONLY_METHOD: the delegate type name for an [UnmanagedCallersOnly] method.
+    /// UNMANAGEDCALLERSONLY_METHOD: the delegate type name for an `[UnmanagedCallersOnly]` method.
     pub const UNMANAGEDCALLERSONLY_METHOD: *const c_char = usize::MAX as *const c_char;
 
     pub type hostfxr_error_writer_fn = unsafe extern "C" fn(message: *const c_char);

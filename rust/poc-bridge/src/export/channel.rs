@@ -146,6 +146,20 @@ impl Chan {
         self.rt.is_stopping()
     }
 
+    /// `SHUTDOWN` once the runtime is stopping, else `status`: for ops completed by a close, a
+    /// release or a pump that found the channel closed. Shutdown step 2 (docs/contract.md): an op
+    /// pending when the runtime began to stop completes with `SHUTDOWN`; the shutdown sweep takes
+    /// the channels one after another, so a release on a channel not swept yet must not complete
+    /// its pending ops with `CLOSED` or `CANCELLED` first (found by scripts/stress in the C++ and
+    /// .NET exporters, phase shutdown-load; the same window exists here).
+    fn unless_stopping(&self, status: Status) -> Status {
+        if self.stopping() {
+            Status::SHUTDOWN
+        } else {
+            status
+        }
+    }
+
     /// Copies an importer's view, checking it (`INVALID` for a bad pointer or an oversized payload).
     ///
     /// # Safety
@@ -286,8 +300,9 @@ impl Chan {
                         st.pump_running = false;
                         std::mem::take(&mut st.waiters)
                     };
+                    let status = self.unless_stopping(Status::CLOSED);
                     for w in waiters {
-                        w.done.complete(Status::CLOSED, None);
+                        w.done.complete(status, None);
                     }
                     return;
                 }
@@ -325,7 +340,8 @@ impl Chan {
             st.closed = true;
             self.no_more_sends.store(true, Ordering::Release);
         }
-        out.extend(st.waiters.drain(..).map(|w| (w.done, Status::CLOSED)));
+        let status = self.unless_stopping(Status::CLOSED);
+        out.extend(st.waiters.drain(..).map(|w| (w.done, status)));
     }
 
     /// `close` of a sender port.
@@ -377,7 +393,7 @@ impl Chan {
             while i < st.waiters.len() {
                 if st.waiters[i].port == port.handle {
                     let w = st.waiters.remove(i).expect("index is in range");
-                    out.push((w.done, Status::CANCELLED));
+                    out.push((w.done, self.unless_stopping(Status::CANCELLED)));
                 } else {
                     i += 1;
                 }
@@ -518,8 +534,9 @@ impl Chan {
                     st.pump_running = false;
                     st.pump_waker = None;
                     drop(st);
+                    let status = self.unless_stopping(Status::CLOSED);
                     for w in waiters {
-                        w.done.complete(Status::CLOSED, None);
+                        w.done.complete(status, None);
                     }
                     return Poll::Ready(());
                 }
@@ -572,7 +589,8 @@ impl Chan {
             while let Poll::Ready(Some(m)) = poll_queue(&mut st.rx, futures::task::noop_waker_ref()) {
                 dropped.push(m);
             }
-            out.extend(st.waiters.drain(..).map(|w| (w.done, Status::CLOSED)));
+            let status = self.unless_stopping(Status::CLOSED);
+            out.extend(st.waiters.drain(..).map(|w| (w.done, status)));
             (dropped, st.pump_waker.take())
         };
         drop(dropped);

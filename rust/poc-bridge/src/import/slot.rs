@@ -93,11 +93,25 @@ pub(crate) unsafe extern "C" fn send_complete(user: *mut c_void, status: ffi::po
     }
     // SAFETY: `user` is the reference handed over by `send` (the caller's promise).
     let slot = unsafe { Arc::from_raw(user as *const SendSlot) };
-    contain(|| {
+    let waker = contain(|| {
         slot.result.store(published(status), Ordering::Release);
-        slot.waker.wake();
-    });
+        slot.waker.take()
+    })
+    .flatten();
+    wake_after_drop(slot, waker);
+}
+
+/// The end of a completion: drops the completion's reference to the slot, *then* wakes the task.
+/// In the other order the woken task often runs (on another thread) while this reference still
+/// exists, finds the slot shared and cannot reuse it, so the next op allocates a new one — one
+/// allocation per pending op (measured by rust/poc-bench: ~1 per message on a pending path).
+/// `AtomicWaker::take` then `wake` is what `AtomicWaker::wake` does; a registration racing with
+/// the take is woken by `register` itself, so no wake is lost. Panics are contained.
+fn wake_after_drop<T>(slot: Arc<T>, waker: Option<std::task::Waker>) {
     contain(move || drop(slot));
+    if let Some(w) = waker {
+        contain(move || w.wake());
+    }
 }
 
 /// A one-entry cache of `SendSlot`s, so that a sender whose sends complete on the fast path
@@ -262,12 +276,13 @@ pub(crate) unsafe extern "C" fn recv_complete(
     }
     // SAFETY: `user` is the reference handed over by `recv` (the caller's promise).
     let slot = unsafe { Arc::from_raw(user as *const RecvSlot) };
-    contain(|| {
+    let waker = contain(|| {
         // SAFETY: this completion is the slot's one completer.
         unsafe { slot.publish(status, msg) };
-        slot.waker.wake();
-    });
-    contain(move || drop(slot));
+        slot.waker.take()
+    })
+    .flatten();
+    wake_after_drop(slot, waker);
 }
 
 /// Where a `try_recv` delivers: a stack slot borrowed for the duration of the call.
