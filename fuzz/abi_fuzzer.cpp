@@ -215,7 +215,12 @@ enum class RecKind : std::uint8_t { send, recv, try_recv, poll, agent };
 struct OpRec {
   RecKind kind = RecKind::send;
   int seq = 0;  // op number in the input, for messages
-  std::atomic<int> fired{0};      // on_complete / wake / done
+  std::atomic<int> fired{0};      // on_complete / wake / done: counted on entry
+  // The callback's last action (release): after it, the callback no longer touches this record or
+  // its channel model. The end of an input waits for this, not for `fired` — a callback that has
+  // started may still be using both (found by scripts/stress: a heap-use-after-free of the model
+  // freed by finish_input while a C++ runtime thread was still in cb_recv_complete).
+  std::atomic<int> finished{0};
   std::atomic<int> delivered{0};  // deliver (synchronous)
   std::atomic<int> status{-1};    // the completion's status
   poc_status returned = -1;
@@ -492,6 +497,7 @@ extern "C" void cb_send_complete(void* user, poc_status st) {
   r->status.store(st);
   reenter(r);
   c->inflight.fetch_sub(1);
+  r->finished.fetch_add(1, std::memory_order_release);
 }
 
 extern "C" void cb_recv_deliver(void* user, poc_status st, const poc_message_view* msg) {
@@ -539,12 +545,14 @@ extern "C" void cb_recv_complete(void* user, poc_status st, const poc_message_vi
   r->status.store(st);
   reenter(r);
   c->inflight.fetch_sub(1);
+  r->finished.fetch_add(1, std::memory_order_release);
 }
 
 extern "C" void cb_wake(void* user) {
   auto* r = static_cast<OpRec*>(user);
   if (r->kind != RecKind::poll) violation("wake called with a foreign user pointer");
   if (r->fired.fetch_add(1) != 0) violation("wake called twice for one PENDING poll");
+  r->finished.fetch_add(1, std::memory_order_release);
 }
 
 extern "C" void cb_poll_deliver(void* user, poc_status st, const poc_message_view* msg) {
@@ -571,6 +579,7 @@ extern "C" void cb_agent_done(void* user, const poc_agent_report* rep) {
   if (rep == nullptr) violation("agent done called with a NULL report");
   if (r->fired.fetch_add(1) != 0) violation("agent done called twice");
   r->status.store(rep->status);
+  r->finished.fetch_add(1, std::memory_order_release);
 }
 
 // ---- the scripted lender and its futures ------------------------------------------------------
@@ -2077,7 +2086,7 @@ void op_misc(Reader& in) {
 
 bool all_settled(std::string* why) {
   for (const auto& r : S.recs) {
-    const int fired = r->fired.load();
+    const int fired = r->finished.load(std::memory_order_acquire);  // the callback has returned
     if (r->kind == RecKind::agent) {
       if (r->returned == POC_OK && fired == 0) {
         if (why) *why = "an agent's done callback never ran";
