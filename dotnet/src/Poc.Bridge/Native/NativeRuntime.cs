@@ -66,32 +66,10 @@ internal sealed class NativeRuntime
         ArgumentNullException.ThrowIfNull(sender);
         ArgumentOutOfRangeException.ThrowIfNegative(payloadLength);
         poc_sender tx = sender.TakeOwnership();
-        AgentCompletion agent = AgentCompletion.Create();
-        ulong id = 0;
-        int status = -1;
-        try
-        {
-            nint runtime = Enter();
-            try
-            {
-                status = _api.ProducerStart(runtime, tx, stream, count, (nuint)payloadLength, AgentCompletion.DoneFunction,
-                    agent.User, &id);
-            }
-            finally
-            {
-                _handle.DangerousRelease();
-            }
-        }
-        finally
-        {
-            if (status != (int)Status.Ok)
-            {
-                agent.Abandon();
-                sender.ReturnOwnership();
-            }
-        }
-        if (status != (int)Status.Ok) throw StatusErrors.ToException(status, $"start a producer agent on the {Name} runtime");
-        return AwaitAgentAsync(agent, id, cancellationToken);
+        return StartAgent(
+            (runtime, user, id) => _api.ProducerStart(runtime, tx, stream, count, (nuint)payloadLength,
+                AgentCompletion.DoneFunction, user, id),
+            sender.ReturnOwnership, $"start a producer agent on the {Name} runtime", cancellationToken);
     }
 
     /// <summary>The C++ runtime's mayon timer task (poc_cpp_timer_start); C++ only.</summary>
@@ -101,63 +79,19 @@ internal sealed class NativeRuntime
         ArgumentNullException.ThrowIfNull(sender);
         if (_api != NativeRuntimeApi.Cpp) throw new NotSupportedException($"The {Name} runtime has no timer agent.");
         poc_sender tx = sender.TakeOwnership();
-        AgentCompletion agent = AgentCompletion.Create();
-        ulong id = 0;
-        int status = -1;
-        try
-        {
-            nint runtime = Enter();
-            try
-            {
-                status = NativeMethods.poc_cpp_timer_start(runtime, tx, intervalMs, maxCount, AgentCompletion.DoneFunction,
-                    agent.User, &id);
-            }
-            finally
-            {
-                _handle.DangerousRelease();
-            }
-        }
-        finally
-        {
-            if (status != (int)Status.Ok)
-            {
-                agent.Abandon();
-                sender.ReturnOwnership();
-            }
-        }
-        if (status != (int)Status.Ok) throw StatusErrors.ToException(status, "start the timer agent on the C++ runtime");
-        return AwaitAgentAsync(agent, id, cancellationToken);
+        return StartAgent(
+            (runtime, user, id) => NativeMethods.poc_cpp_timer_start(runtime, tx, intervalMs, maxCount,
+                AgentCompletion.DoneFunction, user, id),
+            sender.ReturnOwnership, "start the timer agent on the C++ runtime", cancellationToken);
     }
 
     internal unsafe Task<AgentReport> RunConsumer(ReceiverPort receiver, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(receiver);
         poc_receiver rx = receiver.TakeOwnership();
-        AgentCompletion agent = AgentCompletion.Create();
-        ulong id = 0;
-        int status = -1;
-        try
-        {
-            nint runtime = Enter();
-            try
-            {
-                status = _api.ConsumerStart(runtime, rx, AgentCompletion.DoneFunction, agent.User, &id);
-            }
-            finally
-            {
-                _handle.DangerousRelease();
-            }
-        }
-        finally
-        {
-            if (status != (int)Status.Ok)
-            {
-                agent.Abandon();
-                receiver.ReturnOwnership();
-            }
-        }
-        if (status != (int)Status.Ok) throw StatusErrors.ToException(status, $"start a consumer agent on the {Name} runtime");
-        return AwaitAgentAsync(agent, id, cancellationToken);
+        return StartAgent(
+            (runtime, user, id) => _api.ConsumerStart(runtime, rx, AgentCompletion.DoneFunction, user, id),
+            receiver.ReturnOwnership, $"start a consumer agent on the {Name} runtime", cancellationToken);
     }
 
     internal unsafe Task<AgentReport> RunEcho(ReceiverPort receiver, SenderPort sender, CancellationToken cancellationToken)
@@ -175,6 +109,27 @@ internal sealed class NativeRuntime
             receiver.ReturnOwnership();
             throw;
         }
+        return StartAgent(
+            (runtime, user, id) => _api.EchoStart(runtime, rx, tx, AgentCompletion.DoneFunction, user, id),
+            () =>
+            {
+                receiver.ReturnOwnership();
+                sender.ReturnOwnership();
+            },
+            $"start an echo agent on the {Name} runtime", cancellationToken);
+    }
+
+    /// <summary>One <c>poc_*_*_start</c> call: (runtime, user, &amp;id) → status.</summary>
+    private unsafe delegate int AgentStartCall(nint runtime, void* user, ulong* id);
+
+    /// <summary>Starts an agent whose ports the caller has already taken out of their wrappers:
+    /// calls <paramref name="start"/> inside the runtime handle's reference, and on any status but
+    /// OK (bridge.h: the ports were not taken, done will not run) gives the ports back with
+    /// <paramref name="giveBack"/>, forgets the completion and throws; on OK returns the task of the
+    /// agent's report (its done callback, exactly once).</summary>
+    private unsafe Task<AgentReport> StartAgent(AgentStartCall start, Action giveBack, string what,
+        CancellationToken cancellationToken)
+    {
         AgentCompletion agent = AgentCompletion.Create();
         ulong id = 0;
         int status = -1;
@@ -183,7 +138,7 @@ internal sealed class NativeRuntime
             nint runtime = Enter();
             try
             {
-                status = _api.EchoStart(runtime, rx, tx, AgentCompletion.DoneFunction, agent.User, &id);
+                status = start(runtime, agent.User, &id);
             }
             finally
             {
@@ -195,11 +150,10 @@ internal sealed class NativeRuntime
             if (status != (int)Status.Ok)
             {
                 agent.Abandon();
-                receiver.ReturnOwnership();
-                sender.ReturnOwnership();
+                giveBack();
             }
         }
-        if (status != (int)Status.Ok) throw StatusErrors.ToException(status, $"start an echo agent on the {Name} runtime");
+        if (status != (int)Status.Ok) throw StatusErrors.ToException(status, what);
         return AwaitAgentAsync(agent, id, cancellationToken);
     }
 
