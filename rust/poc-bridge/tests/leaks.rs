@@ -11,11 +11,14 @@ mod common;
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use common::fake::*;
 use common::*;
-use counting_alloc::{live, thread_live};
+use counting_alloc::{live, thread_allocs, thread_live};
 use poc_bridge::message::producer_id;
 use poc_bridge::{Message, RecvError, Runtime, Status};
 
@@ -99,6 +102,8 @@ fn no_op_state_is_leaked_on_any_path() {
     assert!(g <= 0, "recv fast path leaked {g}");
     drop(rx);
 
+    pending_ops_completed_elsewhere_reuse_their_slot();
+
     // The Rust exporter end to end: runtime, channel, 10 000 messages with backpressure,
     // shutdown. A per-message leak would show as >= 10 000 live allocations.
     let cycle = || {
@@ -130,4 +135,78 @@ fn no_op_state_is_leaked_on_any_path() {
     let g = live() - before;
     eprintln!("exporter cycles: live allocation growth {g}");
     assert!(g.abs() < 200, "30 000 messages through the exporter changed live allocations by {g}");
+}
+
+/// A pending send or receive completed on another thread: the completion drops its reference to
+/// the op's slot *before* it wakes the task (import/slot.rs `wake_after_drop`), so the woken task
+/// finds the slot unshared and the next op reuses it — this thread makes no allocation per op in
+/// steady state. (With the wake first, the task usually ran while the completion still held its
+/// reference, and every pending op allocated a new slot: the allocation benchmark's finding.) The
+/// task polls again only after the wake, as an executor would: that is what makes this exact.
+fn pending_ops_completed_elsewhere_reuse_their_slot() {
+    const N: u64 = 1000;
+    let (wakes, waker) = counting_waker();
+    let wait_for_wake = |before: usize, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while wakes.wakes.load(SeqCst) == before {
+            assert!(Instant::now() < deadline, "{what}: no wake within 30 s");
+            std::thread::yield_now();
+        }
+    };
+    // The completing thread: completes the op whose id is posted in `request` (0: none).
+    let request = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let completer = |complete: Box<dyn Fn(u64) + Send>| {
+        let (request, stop) = (request.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                match request.swap(0, SeqCst) {
+                    0 => std::thread::yield_now(),
+                    op => complete(op),
+                }
+            }
+        })
+    };
+    let pending_id = |f: &Fake| f.ops.lock().unwrap()[0].id; // (Fake::pending collects: allocates)
+    let empty = |i: u64| Message::new(i, Vec::new()); // payload 0: the message itself allocates nothing
+
+    let (tx, f) = fake_sender(Mode::Pending);
+    let f2 = f.clone();
+    let helper = completer(Box::new(move |op| f2.complete_send(op, Status::OK)));
+    let mut send_round = |i: u64| {
+        let mut fut = tx.send(empty(i));
+        assert!(poll_once(&mut fut, &waker).is_pending());
+        let before = wakes.wakes.load(SeqCst);
+        request.store(pending_id(&f), SeqCst);
+        wait_for_wake(before, "pending send");
+        assert_eq!(poll_once(&mut fut, &waker), Poll::Ready(Ok(())));
+    };
+    (0..10).for_each(&mut send_round);
+    let before = thread_allocs();
+    (0..N).for_each(&mut send_round);
+    let sends = thread_allocs() - before;
+    stop.store(true, SeqCst);
+    helper.join().unwrap();
+    assert_eq!(sends, 0, "{N} pending sends completed on another thread allocated {sends} times on this thread");
+
+    stop.store(false, SeqCst);
+    let (mut rx, f) = fake_receiver(Mode::Pending);
+    let f2 = f.clone();
+    let helper = completer(Box::new(move |op| f2.complete_recv(op, Status::OK, Some(&Message::new(op, Vec::new())))));
+    let mut recv_round = |_: u64| {
+        let mut fut = rx.recv();
+        assert!(poll_once(&mut fut, &waker).is_pending());
+        let before = wakes.wakes.load(SeqCst);
+        let op = pending_id(&f);
+        request.store(op, SeqCst);
+        wait_for_wake(before, "pending recv");
+        assert_eq!(poll_once(&mut fut, &waker), Poll::Ready(Ok(empty(op))));
+    };
+    (0..10).for_each(&mut recv_round);
+    let before = thread_allocs();
+    (0..N).for_each(&mut recv_round);
+    let recvs = thread_allocs() - before;
+    stop.store(true, SeqCst);
+    helper.join().unwrap();
+    assert_eq!(recvs, 0, "{N} pending receives completed on another thread allocated {recvs} times on this thread");
 }
