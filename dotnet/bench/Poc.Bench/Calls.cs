@@ -66,16 +66,14 @@ internal static class Calls
             int count = CountOf(cfg, mode);
             SquareMode m = ModeOf(mode);
             CallRow row;
-            if (caller == "C#" && callee == "C#")
+            if (caller == "C#")
             {
-                row = new CallRow(caller, callee, mode, null, count, cfg.CallRuns,
-                    "not measured: Poc.Bridge has no public way for C# to import its own ExportedFunction through the ABI");
-            }
-            else if (caller == "C#")
-            {
-                using ImportedFunction f = callee == "Rust"
-                    ? RustCalls.SquareFunction(rust, m, TimeSpan.Zero)
-                    : CppCalls.SquareFunction(cpp, m, TimeSpan.Zero);
+                using ImportedFunction f = callee switch
+                {
+                    "C#" => ExportedFunction.Square(m, TimeSpan.Zero).ImportThroughAbi(),
+                    "Rust" => RustCalls.SquareFunction(rust, m, TimeSpan.Zero),
+                    _ => CppCalls.SquareFunction(cpp, m, TimeSpan.Zero),
+                };
                 Stats s = await Measure.RunsAsync(() => CSharpCallerOnce(f, count), cfg.CallRuns, BenchConfig.MinWarmup);
                 row = new CallRow(caller, callee, mode, s, count, cfg.CallRuns,
                     "C# loop awaiting ImportedFunction.SquareAsync; ns/call = elapsed / calls");

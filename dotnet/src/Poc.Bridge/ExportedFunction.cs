@@ -76,6 +76,16 @@ public sealed class ExportedFunction : AsyncFunction
     /// <inheritdoc/>
     internal override poc_async_fn Lend() => LentFunctions.Lend(this);
 
+    /// <summary>
+    /// Lends this function through the C ABI and imports it back: every call of the returned
+    /// <see cref="ImportedFunction"/> goes through <c>poc_async_fn.call</c> and the exported future's
+    /// poll/wake vtable exactly as a Rust or C++ caller's would (C# → C# across the bridge). For
+    /// measuring the bridge's own cost from C#, or testing a function the way native callers see it;
+    /// to call it in-process, await the body directly instead.
+    /// </summary>
+    /// <returns>The imported function; dispose it to release the lent function (exactly once).</returns>
+    public ImportedFunction ImportThroughAbi() => new(Lend(), Name);
+
     private static async ValueTask<Message> DelayedSquare(ulong x, TimeSpan delay, CancellationToken cancellationToken)
     {
         await Task.Delay(delay, cancellationToken).ConfigureAwait(false);

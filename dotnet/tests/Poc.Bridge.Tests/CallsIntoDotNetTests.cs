@@ -17,6 +17,33 @@ public sealed class CallsIntoDotNetTests
 {
     public static TheoryData<string> Callers => new() { "C#", "Rust", "C++" };
 
+    [Fact]
+    public async Task ImportThroughAbi_EveryCallCrossesTheBridge_AndDisposeReleasesTheLentFunctionOnce()
+    {
+        LiveCounts start = LiveCounts.Now;
+        long exported = ExportedFuture.LiveFutures;
+        int invocations = 0;
+        var square = new ExportedFunction("counted square", async (argument, _) =>
+        {
+            Interlocked.Increment(ref invocations);
+            await Task.Yield(); // pending at the first poll: the answer comes through the wake
+            return new Message(argument.Id * argument.Id);
+        });
+
+        ImportedFunction imported = square.ImportThroughAbi();
+        Assert.Equal(start.LentContexts + 1, LentFunctions.LiveContexts); // lent through the ABI
+        Assert.Equal(49UL, await imported.SquareAsync(7).Within("the first call"));
+        Assert.Equal(121UL, await imported.SquareAsync(11).Within("the second call"));
+        Assert.Equal(2, invocations);
+
+        imported.Dispose();
+        Assert.True(imported.IsDisposed);
+        Assert.Throws<ObjectDisposedException>(() => { _ = imported.SquareAsync(3); });
+        await WaitForLiveCountsAsync(start); // the lent function released, each exported future too
+        Assert.Equal(exported, ExportedFuture.LiveFutures);
+        Assert.Equal(2, invocations);
+    }
+
     [Theory]
     [MemberData(nameof(Callers))]
     public async Task ReadyBody_ValueArrivesWithoutAWake(string caller)
