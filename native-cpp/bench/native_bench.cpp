@@ -9,10 +9,13 @@
 //                      C++ import API (poc::port_sender / poc::port_receiver, use_awaitable), with
 //                      an echo agent of the C++ or the Rust runtime on the other side;
 //   native_calls       what awaiting an async operation costs natively in Asio (ready / posted);
-//   allocations        operator new calls per message of the C++ import path (port_sender /
+//   allocations        heap allocations per message of the C++ import path (port_sender /
 //                      port_receiver, coroutines and callbacks) on Rust-owned channels, fast and
-//                      pending path, counted by this program's replacement of the global operator
-//                      new (counting only during that section).
+//                      pending path, counted by this program's replacements of the global operator
+//                      new and of aligned_alloc (counting only during that section);
+//   call_allocations   heap allocations per async call of a C++ caller awaiting the Rust
+//                      "square" lent function (READY / POSTED) through poc::async_call (coroutine)
+//                      and poc::async_await (callback handler), counted the same way.
 //
 // Usage: poc_bench_native_cpp --out FILE [--quick]. Writes one JSON object to FILE (schema and
 // methodology: bench/native/README.md), prints one progress line per figure. Every figure
@@ -39,9 +42,12 @@
 #include <exception>
 #include <fstream>
 #include <memory>
+#include <malloc.h>  // memalign
 #include <new>
 #include <functional>
 #include <future>
+#include <poc/async_fn.hpp>
+#include <poc/future.hpp>
 #include <poc/message.hpp>
 #include <poc/port.hpp>
 #include <sstream>
@@ -52,22 +58,34 @@
 
 #include "c_runtime.hpp"  // poc_cpp_runtime -> its poc::runtime (the pinger runs on its executor)
 
-// --- counting operator new (the allocations section) -----------------------------------------
+// --- counting operator new and aligned_alloc (the allocation sections) ------------------------
 //
 // Every replaceable global operator new / delete of this program (plain, array, nothrow, aligned,
-// sized) is replaced below. While alloc_count::on is set (only during the allocations section)
-// each allocation adds 1 and its size to two process-wide relaxed atomic counters, whatever thread
-// makes it; otherwise the cost is one relaxed load of a flag nobody writes, in front of malloc —
-// so the other figures of this program are not distorted. The Rust exporter (the Rust staticlib)
-// allocates with Rust's allocator, i.e. malloc, not operator new: it is not counted, which is
-// what "the C++ import path" means here.
+// sized) is replaced below, and so is C's aligned_alloc: Asio's recycling allocator (handler ops,
+// posted completions, awaitable frames) keeps a small per-thread cache and, when the cache cannot
+// serve a block (e.g. on a thread that is not running an io_context), allocates it with
+// std::aligned_alloc, not operator new. While alloc_count::on is set (only during the allocation
+// sections) each allocation adds 1 and its size to process-wide relaxed atomic counters, whatever
+// thread makes it (aligned_alloc calls also to a counter of their own); otherwise the cost is one
+// relaxed load of a flag nobody writes, in front of malloc/memalign — so the other figures of this
+// program are not distorted. The Rust exporter (the Rust staticlib) allocates with Rust's
+// allocator, i.e. malloc / posix_memalign, neither operator new nor aligned_alloc: it is not
+// counted, which is what "the C++ import path" means here.
 namespace alloc_count {
 std::atomic<bool> on{false};
 std::atomic<std::uint64_t> allocs{0};
 std::atomic<std::uint64_t> bytes{0};
+std::atomic<std::uint64_t> aligned_allocs{0};  // of `allocs`: the aligned_alloc calls
 
 inline void note(std::size_t n) noexcept {
   if (on.load(std::memory_order_relaxed)) {
+    allocs.fetch_add(1, std::memory_order_relaxed);
+    bytes.fetch_add(n, std::memory_order_relaxed);
+  }
+}
+inline void note_aligned_alloc(std::size_t n) noexcept {
+  if (on.load(std::memory_order_relaxed)) {
+    aligned_allocs.fetch_add(1, std::memory_order_relaxed);
     allocs.fetch_add(1, std::memory_order_relaxed);
     bytes.fetch_add(n, std::memory_order_relaxed);
   }
@@ -93,7 +111,7 @@ void* aligned(std::size_t n, std::align_val_t al, bool nothrow) {
   if (a < sizeof(void*)) a = sizeof(void*);
   const std::size_t size = n == 0 ? a : (n + a - 1) / a * a;  // aligned_alloc: a multiple of a
   for (;;) {
-    if (void* p = std::aligned_alloc(a, size)) return p;
+    if (void* p = ::memalign(a, size)) return p;  // not aligned_alloc: counted once
     std::new_handler h = std::get_new_handler();
     if (h == nullptr) {
       if (nothrow) return nullptr;
@@ -103,6 +121,13 @@ void* aligned(std::size_t n, std::align_val_t al, bool nothrow) {
   }
 }
 }  // namespace alloc_count
+
+// C's aligned_alloc (glibc's is memalign with a size check): Asio's allocations that miss its
+// per-thread cache. The program's definition takes precedence over glibc's for every caller.
+extern "C" void* aligned_alloc(std::size_t a, std::size_t n) noexcept {
+  alloc_count::note_aligned_alloc(n);
+  return ::memalign(a, n);
+}
 
 void* operator new(std::size_t n) { return alloc_count::plain(n, false); }
 void* operator new[](std::size_t n) { return alloc_count::plain(n, false); }
@@ -544,20 +569,24 @@ constexpr std::size_t alloc_payloads[] = {0, 64};
 constexpr std::uint64_t alloc_warmup = 1000;
 
 struct snap {
-  std::uint64_t allocs = 0, bytes = 0;
-  snap operator-(const snap& o) const { return {allocs - o.allocs, bytes - o.bytes}; }
+  std::uint64_t allocs = 0, bytes = 0, aligned = 0;  // aligned: of allocs, the aligned_alloc calls
+  snap operator-(const snap& o) const {
+    return {allocs - o.allocs, bytes - o.bytes, aligned - o.aligned};
+  }
 };
 snap snap_now() {
   return {alloc_count::allocs.load(std::memory_order_seq_cst),
-          alloc_count::bytes.load(std::memory_order_seq_cst)};
+          alloc_count::bytes.load(std::memory_order_seq_cst),
+          alloc_count::aligned_allocs.load(std::memory_order_seq_cst)};
 }
 
 struct tally {
-  std::uint64_t ops = 0, allocs = 0, bytes = 0;
+  std::uint64_t ops = 0, allocs = 0, bytes = 0, aligned = 0;
   void add(const snap& d) {
     ++ops;
     allocs += d.allocs;
     bytes += d.bytes;
+    aligned += d.aligned;
   }
   double allocs_per_op() const { return ops == 0 ? 0.0 : double(allocs) / double(ops); }
   double bytes_per_op() const { return ops == 0 ? 0.0 : double(bytes) / double(ops); }
@@ -629,7 +658,7 @@ void counting_on(snap& t0) {
 void counting_off(alloc_run& run, const snap& t0, std::uint64_t msgs) {
   const snap d = snap_now() - t0;
   alloc_count::on.store(false);
-  run.total = {msgs, d.allocs, d.bytes};
+  run.total = {msgs, d.allocs, d.bytes, d.aligned};
 }
 
 // Fast path, coroutine: send a message on a Rust-owned channel of capacity 1, then receive it.
@@ -858,7 +887,9 @@ std::string alloc_row(const std::string& path, std::size_t payload, const char* 
          ", \"bytes_per_msg\": " + num(t.bytes_per_op(), 3) +
          ", \"allocs_per_msg\": " + num(t.allocs_per_op(), 3) +
          ", \"messages\": " + std::to_string(t.ops) + ", \"allocs\": " + std::to_string(t.allocs) +
-         ", \"bytes\": " + std::to_string(t.bytes) + ", \"what\": " + json_str(what) + "}";
+         ", \"bytes\": " + std::to_string(t.bytes) +
+         ", \"aligned_allocs\": " + std::to_string(t.aligned) + ", \"what\": " + json_str(what) +
+         "}";
 }
 
 std::vector<std::string> allocations(const config& cfg, progress& pr) {
@@ -872,8 +903,11 @@ std::vector<std::string> allocations(const config& cfg, progress& pr) {
   std::vector<std::string> rows;
   const std::string window =
       "counted from just before the op is initiated until its completion runs, on every thread "
-      "(process-wide counting operator new; the Rust exporter allocates with malloc through Rust's "
-      "allocator and is not counted); PENDING or not as returned by the Rust port's send/recv";
+      "(process-wide counting operator new and aligned_alloc — Asio's recycling allocator takes a "
+      "block from aligned_alloc when its per-thread cache cannot serve it, e.g. on the Rust "
+      "thread that completes a PENDING op; aligned_allocs says how many of allocs those are; the "
+      "Rust exporter allocates with malloc through Rust's allocator and is not counted); PENDING "
+      "or not as returned by the Rust port's send/recv";
   for (style st : {style::coroutine, style::callback}) {
     const std::string how = st == style::coroutine
                                 ? "coroutine, as_tuple(use_awaitable)"
@@ -927,9 +961,10 @@ std::vector<std::string> allocations(const config& cfg, progress& pr) {
       };
       for (const cls& c : classes) {
         char line[300];
-        std::snprintf(line, sizeof line, "allocations C++ %s payload %zu: %.3f allocs/msg, %.1f B/msg (%llu ops)",
+        std::snprintf(line, sizeof line, "allocations C++ %s payload %zu: %.3f allocs/msg, %.1f B/msg (%llu ops, %llu aligned_alloc)",
                       c.path.c_str(), payload, c.t.allocs_per_op(), c.t.bytes_per_op(),
-                      static_cast<unsigned long long>(c.t.ops));
+                      static_cast<unsigned long long>(c.t.ops),
+                      static_cast<unsigned long long>(c.t.aligned));
         pr.line(line);
         rows.push_back(alloc_row(c.path, payload, "adapter", c.t,
                                  c.what + "; " + window + "; " + note + "; " +
@@ -946,9 +981,10 @@ std::vector<std::string> allocations(const config& cfg, progress& pr) {
       };
       for (const cls& c : totals) {
         char line[300];
-        std::snprintf(line, sizeof line, "allocations C++ %s payload %zu: %.3f allocs/msg, %.1f B/msg total (%llu msgs)",
+        std::snprintf(line, sizeof line, "allocations C++ %s payload %zu: %.3f allocs/msg, %.1f B/msg total (%llu msgs, %llu aligned_alloc)",
                       c.path.c_str(), payload, c.t.allocs_per_op(), c.t.bytes_per_op(),
-                      static_cast<unsigned long long>(c.t.ops));
+                      static_cast<unsigned long long>(c.t.ops),
+                      static_cast<unsigned long long>(c.t.aligned));
         pr.line(line);
         rows.push_back(alloc_row(c.path, payload, "total", c.t,
                                  c.what + "; counted process-wide after " +
@@ -961,11 +997,248 @@ std::vector<std::string> allocations(const config& cfg, progress& pr) {
   return rows;
 }
 
+// --- allocations per async call: C++ awaiting the Rust "square" lent function ------------------
+//
+// A C++ caller on the poc_cpp_runtime's io_context (1 thread) calls poc_rust_square_fn (READY: the
+// value is computed inside `call`; POSTED: a tokio task on a poc_rust_runtime with 1 worker
+// finishes it and wakes the importer from that thread) through the C++ import of poc_async_fn /
+// poc_future (poc/async_fn.hpp, poc/future.hpp). Each call is bracketed by two snapshots of the
+// counters: right before the call is started and when its result is back (the coroutine resumed
+// after `co_await poc::async_call(...)` / the handler of poc::async_await called). So the caller's
+// own coroutine frame and loop are outside the window; the importer's coroutine (async_call's
+// frame), its op, its cell, its posted polls and the copy of the value are inside, on any thread.
+// Rust allocates its future with Rust's allocator (malloc), neither operator new nor aligned_alloc:
+// not counted.
+
+constexpr std::uint64_t call_alloc_warmup = 1000;
+
+enum class square_mode { ready, posted };
+const char* name(square_mode m) { return m == square_mode::ready ? "ready" : "posted"; }
+
+struct call_run {
+  tally t, pending;  // every call; the calls whose first poll answered PENDING
+  std::uint64_t sum = 0, expect = 0;
+  void add(const snap& d, bool pended) {
+    t.add(d);
+    if (pended) pending.add(d);
+  }
+};
+
+// The Rust function is wrapped in a poc_async_fn whose call forwards to it and hands out the
+// future with a copy of its vtable whose poll records whether the call's first poll answered
+// PENDING (then the wake came from the Rust worker thread). Calls are sequential.
+const poc_future_vtable* real_fut_vt = nullptr;
+poc_future_vtable wrap_fut_vt{};
+std::atomic<std::uint64_t> call_polls{0};  // polls of the current call
+std::atomic<bool> first_poll_pending{false};
+
+poc_status wrapped_poll(std::uint64_t h, poc_wake_fn wake, poc_recv_complete_fn deliver,
+                        void* user) {
+  const poc_status s = real_fut_vt->poll(h, wake, deliver, user);
+  if (call_polls.fetch_add(1) == 0) first_poll_pending.store(s == POC_PENDING);
+  return s;
+}
+poc_status wrapped_call(void* context, const poc_message_view* arg, poc_future* out) {
+  const auto* inner = static_cast<const poc_async_fn*>(context);
+  const poc_status s = inner->call(inner->context, arg, out);
+  if (s != POC_OK) return s;
+  if (real_fut_vt == nullptr) {
+    real_fut_vt = out->vtable;
+    wrap_fut_vt = *out->vtable;
+    wrap_fut_vt.poll = &wrapped_poll;
+  } else if (out->vtable != real_fut_vt) {
+    fail_hard("call allocations: a Rust future with another vtable");
+  }
+  out->vtable = &wrap_fut_vt;
+  call_polls.store(0);
+  return s;
+}
+void wrapped_release(void* context) {
+  const auto* inner = static_cast<const poc_async_fn*>(context);
+  inner->release(inner->context);
+}
+
+/// Checks one call's outcome: the value {id = x * x, no payload}.
+void check_square(std::uint64_t x, std::error_code ec, const poc::message& m) {
+  if (ec)
+    fail_hard("call allocations: square(" + std::to_string(x) + ") failed: " + ec.message() +
+              " " + std::string(poc::error_text(m)));
+  if (m.id != x * x || !m.payload.empty())
+    fail_hard("call allocations: square(" + std::to_string(x) + ") = id " + std::to_string(m.id) +
+              " with " + std::to_string(m.payload.size()) + " bytes");
+}
+
+asio::awaitable<call_run> coro_calls(const poc::async_fn& fn, std::uint64_t n) {
+  call_run run;
+  for (std::uint64_t i = 0; i < call_alloc_warmup + n; ++i) {
+    if (i == call_alloc_warmup) alloc_count::on.store(true);
+    const std::uint64_t x = i + 1;
+    const poc::message arg(x, {});
+    const snap a = snap_now();
+    auto r = co_await poc::async_call(fn, arg);
+    const snap b = snap_now();
+    if (!r) fail_hard("call allocations: square(" + std::to_string(x) + ") failed: " +
+                      r.error().code.message() + " " + r.error().text);
+    check_square(x, {}, *r);
+    if (i >= call_alloc_warmup) {
+      run.add(b - a, first_poll_pending.load());
+      run.sum += r->id;
+      run.expect += x * x;
+    }
+  }
+  alloc_count::on.store(false);
+  co_return run;
+}
+
+/// The same with plain callback handlers: fn.call(x), then poc::async_await(future, ex, lambda);
+/// the handler (on the io_context's thread, never inline) checks the value and starts the next call.
+class call_chain {
+ public:
+  call_chain(asio::any_io_executor ex, const poc::async_fn& fn, std::uint64_t n)
+      : ex_(std::move(ex)), fn_(fn), total_(call_alloc_warmup + n) {}
+
+  std::future<call_run> start() {
+    auto f = done_.get_future();
+    asio::post(ex_, [this] { next(); });
+    return f;
+  }
+
+ private:
+  void next() {
+    if (i_ >= total_) {
+      alloc_count::on.store(false);
+      done_.set_value(run_);
+      return;
+    }
+    if (i_ == call_alloc_warmup) alloc_count::on.store(true);
+    const std::uint64_t x = i_ + 1;
+    a_ = snap_now();
+    auto f = fn_.call(x);
+    if (!f) fail_hard("call allocations: square(" + std::to_string(x) + ") did not start: " +
+                      make_error_code(f.error()).message());
+    poc::async_await(*f, ex_, [this, x](std::error_code ec, poc::message m) {
+      const snap b = snap_now();
+      check_square(x, ec, m);
+      if (i_ >= call_alloc_warmup) {
+        run_.add(b - a_, first_poll_pending.load());
+        run_.sum += m.id;
+        run_.expect += x * x;
+      }
+      ++i_;
+      next();
+    });
+  }
+
+  asio::any_io_executor ex_;
+  const poc::async_fn& fn_;
+  std::uint64_t total_;
+  std::uint64_t i_ = 0;
+  snap a_;
+  call_run run_;
+  std::promise<call_run> done_;
+};
+
+std::vector<std::string> call_allocations(const config& cfg, progress& pr) {
+  poc_cpp_runtime* cpp = nullptr;
+  poc_rust_runtime* rust = nullptr;
+  if (poc_status s = poc_cpp_runtime_new(threads, &cpp); s != POC_OK)
+    throw failure("poc_cpp_runtime_new: " + status_name(s));
+  if (poc_status s = poc_rust_runtime_new(threads, &rust); s != POC_OK)
+    throw failure("poc_rust_runtime_new: " + status_name(s));
+  const std::uint64_t n = cfg.samples;
+  std::vector<std::string> rows;
+  for (square_mode mode : {square_mode::ready, square_mode::posted}) {
+    for (style st : {style::coroutine, style::callback}) {
+      poc_async_fn raw{};
+      const std::uint32_t m = mode == square_mode::ready ? POC_SQUARE_READY : POC_SQUARE_POSTED;
+      if (poc_status s = poc_rust_square_fn(rust, m, 0, &raw); s != POC_OK)
+        throw failure("poc_rust_square_fn: " + status_name(s));
+      real_fut_vt = nullptr;  // the previous scenario's futures are all released
+      const poc::async_fn fn(poc_async_fn{&wrapped_call, &wrapped_release, &raw});
+      call_run run;
+      if (st == style::coroutine) {
+        auto f = asio::co_spawn(cpp->rt.get_executor(), coro_calls(fn, n), asio::use_future);
+        run = wait(f, "call allocations (coroutine)");
+      } else {
+        auto chain = std::make_unique<call_chain>(cpp->rt.get_executor(), fn, n);
+        auto f = chain->start();
+        run = wait(f, "call allocations (callbacks)");
+        // Destroyed on the io_context's thread, after the last handler has returned.
+        std::promise<void> gone;
+        auto g = gone.get_future();
+        asio::post(cpp->rt.get_executor(), [&] {
+          chain.reset();
+          gone.set_value();
+        });
+        wait(g, "call allocations (callbacks): ending the chain");
+      }
+      if (run.t.ops != n || run.sum != run.expect)
+        throw failure(std::string("call allocations ") + name(mode) + ": " +
+                      std::to_string(run.t.ops) + " of " + std::to_string(n) +
+                      " calls counted, the sum of the squares is wrong: " +
+                      (run.sum != run.expect ? "yes" : "no"));
+      const char* handler = st == style::coroutine ? "coroutine" : "callback";
+      char line[300];
+      std::snprintf(line, sizeof line,
+                    "call allocations C++ -> Rust square %s (%s): %.3f allocs/call, %.1f B/call "
+                    "(%llu calls, %llu aligned_alloc; %llu woken after a PENDING first poll: %.3f "
+                    "allocs/call)",
+                    name(mode), handler, run.t.allocs_per_op(), run.t.bytes_per_op(),
+                    static_cast<unsigned long long>(run.t.ops),
+                    static_cast<unsigned long long>(run.t.aligned),
+                    static_cast<unsigned long long>(run.pending.ops), run.pending.allocs_per_op());
+      pr.line(line);
+      const std::string how =
+          st == style::coroutine
+              ? "a coroutine co_spawned on the poc_cpp_runtime's io_context (1 thread) awaits "
+                "`co_await poc::async_call(fn, poc::message{x, {}})` (std::expected result)"
+              : "a chain of plain callback handlers on the poc_cpp_runtime's io_context (1 thread): "
+                "fn.call(x) then poc::async_await(future, executor, lambda) (no associated "
+                "allocator, so the op uses asio::recycling_allocator); each handler starts the next "
+                "call";
+      const std::string callee =
+          mode == square_mode::ready
+              ? "poc_rust_square_fn POC_SQUARE_READY (the value is computed inside call: the first "
+                "poll answers, no wake)"
+              : "poc_rust_square_fn POC_SQUARE_POSTED (a task on a poc_rust_runtime with 1 worker "
+                "finishes it: the first poll usually answers PENDING and the wake comes from the "
+                "Rust worker thread)";
+      const std::string what =
+          how + ", one call after the other, of " + callee + "; arguments 1, 2, ...; every value "
+          "checked and the sum of the squares compared; pending_calls/pending_allocs/pending_bytes: the "
+          "calls whose first poll answered PENDING (read by a wrapper of the Rust future's poll), "
+          "i.e. were woken from the Rust worker thread, and what they allocated; counted per call from just before the call "
+          "is started until the coroutine resumed / the handler ran (the caller's own loop and "
+          "coroutine frame are outside that window), on every thread, by this program's counting "
+          "global operator new and aligned_alloc (aligned_allocs: how many of allocs came from "
+          "Asio's recycling allocator missing its per-thread cache, e.g. a wake posted from the "
+          "Rust thread); the Rust side allocates with malloc through Rust's allocator and is not "
+          "counted; " + std::to_string(call_alloc_warmup) + " warm-up calls first";
+      rows.push_back(
+          std::string("    {\"runtime\": \"C++\", \"caller\": \"C++\", \"callee\": \"Rust\", "
+                      "\"mode\": ") +
+          json_str(name(mode)) + ", \"handler\": " + json_str(handler) +
+          ", \"bytes_per_call\": " + num(run.t.bytes_per_op(), 3) +
+          ", \"allocs_per_call\": " + num(run.t.allocs_per_op(), 3) +
+          ", \"calls\": " + std::to_string(run.t.ops) + ", \"allocs\": " +
+          std::to_string(run.t.allocs) + ", \"bytes\": " + std::to_string(run.t.bytes) +
+          ", \"pending_calls\": " + std::to_string(run.pending.ops) +
+          ", \"pending_allocs\": " + std::to_string(run.pending.allocs) +
+          ", \"pending_bytes\": " + std::to_string(run.pending.bytes) +
+          ", \"aligned_allocs\": " + std::to_string(run.t.aligned) +
+          ", \"what\": " + json_str(what) + "}");
+    }
+  }
+  poc_rust_runtime_free(rust);
+  poc_cpp_runtime_free(cpp);
+  return rows;
+}
+
 // --- main ----------------------------------------------------------------------------------------
 
 std::string run(const config& cfg) {
   progress pr;
-  pr.total = 3 + 1 + 2 + 3 + 2 * 2 * 8;
+  pr.total = 3 + 1 + 2 + 3 + 2 * 2 * 8 + 2 * 2;
   std::ostringstream js;
   js << "{\n  \"runtime\": \"C++\",\n  \"mode\": " << json_str(cfg.quick ? "quick" : "full")
      << ",\n  \"threads\": " << threads << ",\n";
@@ -1094,9 +1367,17 @@ std::string run(const config& cfg) {
        << "\n  ],\n";
   }
   {
-    // allocations (the counting operator new is on only inside this section)
+    // allocations (the counting allocators are on only inside this section)
     const std::vector<std::string> rows = allocations(cfg, pr);
     js << "  \"allocations\": [\n";
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      js << rows[i] << (i + 1 < rows.size() ? ",\n" : "\n");
+    js << "  ],\n";
+  }
+  {
+    // allocations per async call (the counting allocators are on only inside this section)
+    const std::vector<std::string> rows = call_allocations(cfg, pr);
+    js << "  \"call_allocations\": [\n";
     for (std::size_t i = 0; i < rows.size(); ++i)
       js << rows[i] << (i + 1 < rows.size() ? ",\n" : "\n");
     js << "  ]\n}\n";

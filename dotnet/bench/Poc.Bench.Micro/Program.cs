@@ -1,7 +1,8 @@
 // Poc.Bench.Micro: BenchmarkDotNet microbenchmarks, with MemoryDiagnoser, of the .NET import path
-// (ImportBenchmarks.cs). Runs in process (no generated project to build) with a short job, and
-// writes OUT/dotnet-micro.json: an `allocations` array in the schema of the native programs' rows
-// and a `micro` array of timings, which Poc.Bench merges into results.json and report.md
+// (ImportBenchmarks.cs: one message per operation) and of the .NET import of an async call
+// (CallBenchmarks.cs: one call per operation). Runs in process (no generated project to build) with a short job, and
+// writes OUT/dotnet-micro.json: `allocations` and `call_allocations` arrays in the schema of the
+// native programs' rows and a `micro` array of timings, which Poc.Bench merges into results.json and report.md
 // (bench/README.md). BenchmarkDotNet's own log and reports go to OUT/micro-artifacts/.
 // Usage: Poc.Bench.Micro --out DIR [--quick]
 using System.Text.Json;
@@ -53,10 +54,13 @@ internal static class Program
         var t0 = DateTime.UtcNow;
         Console.WriteLine($"[micro] BenchmarkDotNet, {(quick ? "quick" : "full")} job: in process, {warmups} warm-up and {iterations} measured iterations of ~{iterationMs} ms per case, MemoryDiagnoser");
         Summary summary = BenchmarkRunner.Run<ImportBenchmarks>(config);
+        Summary callSummary = BenchmarkRunner.Run<CallBenchmarks>(config);
 
         var allocations = new JsonArray();
+        var callAllocations = new JsonArray();
         var micro = new JsonArray();
-        bool failed = summary.HasCriticalValidationErrors || summary.Reports.Length == 0;
+        bool failed = summary.HasCriticalValidationErrors || summary.Reports.Length == 0
+            || callSummary.HasCriticalValidationErrors || callSummary.Reports.Length == 0;
         foreach (var report in summary.Reports.OrderBy(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name)
                      .ThenBy(r => (string)r.BenchmarkCase.Parameters["Owner"]).ThenBy(r => (int)r.BenchmarkCase.Parameters["Payload"]))
         {
@@ -118,6 +122,55 @@ internal static class Program
                 ["what"] = $"{opWhat}; ns per message (mean over BenchmarkDotNet's measured iterations, overhead subtracted)",
             });
         }
+        foreach (var report in callSummary.Reports.OrderBy(r => (string)r.BenchmarkCase.Parameters["Callee"])
+                     .ThenBy(r => (string)r.BenchmarkCase.Parameters["Mode"]))
+        {
+            var bc = report.BenchmarkCase;
+            string callee = (string)bc.Parameters["Callee"];
+            string mode = (string)bc.Parameters["Mode"];
+            var stats = report.ResultStatistics;
+            if (!report.Success || stats is null)
+            {
+                Console.Error.WriteLine($"[micro] Call callee {callee} {mode}: FAILED (see {callSummary.LogFilePath})");
+                failed = true;
+                continue;
+            }
+            var gc = report.GcStats;
+            long ops = gc.TotalOperations;
+            long? perOp = gc.GetBytesAllocatedPerOperation(bc);
+            double exact = ops > 0 && gc.GetTotalAllocatedBytes(true) is { } total ? total / (double)ops : double.NaN;
+            string what = $"ImportedFunction.SquareAsync(x) awaited on the {callee} \"square\" in {mode} mode ({(callee == "Rust" ? "RustCalls" : "CppCalls")}.SquareFunction, one runtime thread; " +
+                          (mode == "ready" ? "the first poll answers, no wake" : "the callee's runtime thread finishes it and wakes the caller; the continuation runs on the thread pool") +
+                          $"); one operation = one call; BenchmarkDotNet MemoryDiagnoser (all threads) ÷ operations; the {callee} side allocates natively and is not counted; the loop is a pooled async method ({CallBenchmarks.Ops} calls per invocation)";
+            Console.WriteLine($"[micro {(DateTime.UtcNow - t0).TotalSeconds:F0}s] .NET call -> {callee} {mode}: {stats.Mean:F1} ns/call, {perOp?.ToString() ?? "?"} B/call allocated ({exact:F3} unrounded)");
+            callAllocations.Add(new JsonObject
+            {
+                ["runtime"] = ".NET",
+                ["caller"] = "C#",
+                ["callee"] = callee,
+                ["mode"] = mode,
+                ["bytes_per_call"] = perOp,
+                ["bytes_per_call_exact"] = double.IsFinite(exact) ? Math.Round(exact, 3) : null,
+                ["allocs_per_call"] = null,
+                ["calls"] = ops,
+                ["what"] = what,
+            });
+            micro.Add(new JsonObject
+            {
+                ["runtime"] = ".NET",
+                ["benchmark"] = "Call",
+                ["path"] = $"call {mode} ({callee} callee)",
+                ["owner"] = callee,
+                ["payload"] = 0,
+                ["mean_ns"] = Math.Round(stats.Mean, 2),
+                ["stddev_ns"] = Math.Round(stats.StandardDeviation, 2),
+                ["min_ns"] = Math.Round(stats.Min, 2),
+                ["max_ns"] = Math.Round(stats.Max, 2),
+                ["iterations"] = stats.N,
+                ["messages"] = ops,
+                ["what"] = $"{what}; ns per call (mean over BenchmarkDotNet's measured iterations, overhead subtracted)",
+            });
+        }
         if (failed)
         {
             Console.Error.WriteLine($"[micro] FAILED: some benchmarks have no result (log: {summary.LogFilePath})");
@@ -129,6 +182,7 @@ internal static class Program
             ["mode"] = quick ? "quick" : "full",
             ["tool"] = $"BenchmarkDotNet 0.14.0, InProcessEmitToolchain, {warmups} warm-up + {iterations} measured iterations of ~{iterationMs} ms, MemoryDiagnoser",
             ["allocations"] = allocations,
+            ["call_allocations"] = callAllocations,
             ["micro"] = micro,
         };
         File.WriteAllText(outFile, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");

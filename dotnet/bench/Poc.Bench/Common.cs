@@ -37,6 +37,10 @@ internal sealed record BenchConfig(bool Quick)
     public int PostedCalls => Quick ? 5_000 : 50_000;
     public int CallRuns => Quick ? 5 : 7;
 
+    // Strategies: calls per run (a multiple of 64: the 64-in-flight runs split them evenly).
+    public int StrategyCalls => Quick ? 6_400 : 25_600;
+    public int StrategyRuns => Quick ? 3 : 7;
+
     /// <summary>Calls and latency warm up for at least this long (tiered JIT: call counting starts
     /// after 100 ms, then hot methods are recompiled in the background).</summary>
     public static readonly TimeSpan MinWarmup = TimeSpan.FromMilliseconds(300);

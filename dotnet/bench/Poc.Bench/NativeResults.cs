@@ -7,10 +7,13 @@ namespace Poc.Bench;
 /// The results of the native benchmark programs (bench/native/run OUT_DIR): OUT_DIR/native-rust.json
 /// and OUT_DIR/native-cpp.json, one object each with "runtime", "native_throughput",
 /// "native_latency", "latency" (a native pinger of runtime a against an echo agent of runtime b) and
-/// "native_calls", "allocations" (allocations per message of the runtime's import path). Also the
-/// .NET microbenchmarks of Poc.Bench.Micro (OUT_DIR/dotnet-micro.json: "allocations" in the same
-/// schema and "micro" timings). A missing file means "not measured"; a file that is there but
-/// malformed fails.
+/// "native_calls", "allocations" (allocations per message of the runtime's import path),
+/// "call_allocations" (per async call) and, from the Rust program, "strategies" (the peers'
+/// designs as baselines). Also the .NET microbenchmarks of Poc.Bench.Micro
+/// (OUT_DIR/dotnet-micro.json: "allocations" and "call_allocations" in the same schema and "micro"
+/// timings) and the Rust/C++ microbenchmark summaries (OUT_DIR/micro-rust.json from criterion,
+/// OUT_DIR/micro-cpp.json from Google Benchmark: "tool" and "micro"). A missing file means "not
+/// measured"; a file that is there but malformed fails.
 /// </summary>
 internal sealed class NativeResults
 {
@@ -28,6 +31,20 @@ internal sealed class NativeResults
 
     /// <summary>Poc.Bench.Micro's timings (BenchmarkDotNet).</summary>
     public List<MicroRow> Micro { get; } = [];
+
+    /// <summary>Allocations per async call (rows of every file read; "raw" kept for results.json).</summary>
+    public List<JsonObject> CallAllocations { get; } = [];
+
+    /// <summary>Strategy rows of the native programs (Rust: blocking_future, busy_polling, poc).</summary>
+    public List<StrategyRow> Strategies { get; } = [];
+
+    /// <summary>Criterion / Google Benchmark timings (micro-rust.json, micro-cpp.json).</summary>
+    public List<NativeMicroRow> NativeMicro { get; } = [];
+
+    /// <summary>Per runtime, the tool line of its microbenchmark file; a missing file is listed in <see cref="Missing"/>.</summary>
+    public Dictionary<string, string> NativeMicroTools { get; } = [];
+
+    private static readonly (string Runtime, string File)[] MicroFiles = [("Rust", "micro-rust.json"), ("C++", "micro-cpp.json")];
 
     /// <summary>Poc.Bench.Micro's file when it was read (null: missing).</summary>
     public string? MicroFile { get; private set; }
@@ -64,6 +81,26 @@ internal sealed class NativeResults
             }
             r.Found.Add($"{runtime} ({file})");
         }
+        foreach (var (runtime, file) in MicroFiles)
+        {
+            string? path = dir is null ? null : Path.Combine(dir, file);
+            if (path is null || !File.Exists(path))
+            {
+                r.Missing.Add($"{runtime} microbenchmarks ({file})");
+                continue;
+            }
+            try
+            {
+                r.ReadNativeMicro(runtime, file, JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+                    ?? throw new InvalidDataException("not a JSON object"));
+            }
+            catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException
+                                          or FormatException or NullReferenceException)
+            {
+                throw new InvalidDataException($"{path}: malformed microbenchmark results: {e.Message}", e);
+            }
+            r.Found.Add($"{runtime} microbenchmarks ({file})");
+        }
         string? micro = dir is null ? null : Path.Combine(dir, MicroFileName);
         if (micro is not null && File.Exists(micro))
         {
@@ -91,9 +128,39 @@ internal sealed class NativeResults
         if (declared != ".NET") throw new InvalidDataException($"\"runtime\" is \"{declared}\", expected \".NET\"");
         MicroTool = o["tool"]?.GetValue<string>();
         foreach (var a in Arr(o, "allocations")) Allocations.Add(ReadAlloc(a, ".NET", MicroFileName));
+        foreach (var a in Arr(o, "call_allocations")) CallAllocations.Add(ReadCallAlloc(a, ".NET", MicroFileName));
         foreach (var m in Arr(o, "micro"))
             Micro.Add(new MicroRow(Str(m, "benchmark"), Str(m, "path"), Str(m, "owner"), (int)Num(m, "payload"),
                 Num(m, "mean_ns"), OptNum(m, "stddev_ns"), Str(m, "what")));
+    }
+
+    private void ReadNativeMicro(string runtime, string file, JsonObject o)
+    {
+        string declared = Str(o, "runtime");
+        if (declared != runtime) throw new InvalidDataException($"\"runtime\" is \"{declared}\", expected \"{runtime}\"");
+        NativeMicroTools[runtime] = Str(o, "tool");
+        foreach (var m in Arr(o, "micro"))
+            NativeMicro.Add(new NativeMicroRow(runtime, Str(m, "benchmark"), Num(m, "mean_ns"), OptNum(m, "stddev_ns"),
+                OptNum(m, "median_ns"), Str(m, "what"), file));
+    }
+
+    private static JsonObject ReadCallAlloc(JsonObject a, string runtime, string file)
+    {
+        string declared = Str(a, "runtime");
+        if (declared != runtime) throw new InvalidDataException($"call_allocations row of runtime \"{declared}\" in the {runtime} file");
+        Str(a, "caller"); Str(a, "callee"); Str(a, "mode"); Str(a, "what");
+        OptNum(a, "bytes_per_call"); OptNum(a, "allocs_per_call");
+        var raw = (JsonObject)a.DeepClone();
+        raw["source"] = file;
+        return raw;
+    }
+
+    private static StrategyRow ReadStrategy(JsonObject t, string file)
+    {
+        double med = Num(t, "msgs_per_s");
+        return new StrategyRow(Str(t, "strategy"), Str(t, "label"), Str(t, "pair"), Str(t, "op"), (int)Num(t, "in_flight"),
+            new Stats(med, OptNum(t, "min") ?? med, OptNum(t, "max") ?? med), (int)Num(t, "ops"), (int)(OptNum(t, "runs") ?? 1),
+            OptNum(t, "cpu_ns_per_op") ?? double.NaN, Str(t, "what"), file);
     }
 
     private static AllocRow ReadAlloc(JsonObject a, string runtime, string file)
@@ -136,6 +203,8 @@ internal sealed class NativeResults
             _calls.Add(new NativeCall(runtime, mode, new Stats(ns, OptNum(c, "min") ?? ns, OptNum(c, "max") ?? ns), Str(c, "what")));
         }
         foreach (var a in Arr(o, "allocations")) Allocations.Add(ReadAlloc(a, runtime, file));
+        foreach (var a in Arr(o, "call_allocations")) CallAllocations.Add(ReadCallAlloc(a, runtime, file));
+        foreach (var t in Arr(o, "strategies")) Strategies.Add(ReadStrategy(t, file));
     }
 
     /// <summary>The runtime's native channel throughput for a payload (capacity 1024 preferred).</summary>
@@ -186,6 +255,10 @@ internal sealed class NativeResults
 /// <param name="Raw">The row as read, plus "source" (copied into results.json).</param>
 internal sealed record AllocRow(string Runtime, string Path, int Payload, string Scope, double? BytesPerMsg,
     double? AllocsPerMsg, long Messages, string What, string Source, JsonObject Raw);
+
+/// <summary>A criterion (Rust) or Google Benchmark (C++) timing of one single operation.</summary>
+internal sealed record NativeMicroRow(string Runtime, string Benchmark, double MeanNs, double? StdDevNs, double? MedianNs,
+    string What, string Source);
 
 /// <summary>A BenchmarkDotNet timing of Poc.Bench.Micro: ns per message.</summary>
 internal sealed record MicroRow(string Benchmark, string Path, string Owner, int Payload, double MeanNs, double? StdDevNs,

@@ -2,14 +2,14 @@
 // public API of Poc.Bridge, each beside the runtime's plain native equivalent measured in the same
 // run, merges the native benchmark programs' results, and writes results.json, report.md and the
 // charts' data files (scripts/bench runs it; bench/README.md explains the figures).
-// Usage: Poc.Bench --out DIR [--quick] [--native DIR] [--only throughput,latency,calls]
+// Usage: Poc.Bench --out DIR [--quick] [--native DIR] [--only throughput,latency,calls,strategies]
 using Poc.Bridge;
 
 namespace Poc.Bench;
 
 internal static class Program
 {
-    private static readonly string[] Sections = ["throughput", "latency", "calls"];
+    private static readonly string[] Sections = ["throughput", "latency", "calls", "strategies"];
 
     private static async Task<int> Main(string[] args)
     {
@@ -43,7 +43,8 @@ internal static class Program
         var progress = new Progress(
             (only.Contains("throughput") ? Throughput.Figures : 0) +
             (only.Contains("latency") ? Latency.Figures : 0) +
-            (only.Contains("calls") ? Calls.Figures : 0));
+            (only.Contains("calls") ? Calls.Figures : 0) +
+            (only.Contains("strategies") ? Strategies.Figures : 0));
         var results = new Results(cfg, native);
 
         if (only.Contains("throughput"))
@@ -62,6 +63,11 @@ internal static class Program
             var (rows, csNative) = await Calls.RunAsync(cpp, rust, cfg, progress);
             results.MergeCalls(rows, csNative);
             Progress.Note($"calls done at {progress.Elapsed.TotalSeconds:F0}s");
+        }
+        if (only.Contains("strategies"))
+        {
+            results.MergeStrategies(await Strategies.RunAsync(cpp, rust, cfg, progress));
+            Progress.Note($"strategies done at {progress.Elapsed.TotalSeconds:F0}s");
         }
         results.Sections = only;
         Report.WriteAll(outDir, results);

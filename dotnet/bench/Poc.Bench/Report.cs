@@ -22,6 +22,7 @@ internal static class Report
         WriteThroughputDat(Path.Combine(outDir, "throughput.dat"), r.Throughput);
         WriteLatencyDat(Path.Combine(outDir, "latency.dat"), r.Latency);
         WriteCallsDat(Path.Combine(outDir, "calls.dat"), r.Calls);
+        WriteStrategiesDat(Path.Combine(outDir, "strategies.dat"), r.Strategies);
     }
 
     // ---- machine ----
@@ -132,9 +133,39 @@ internal static class Report
                     : $"{measured.Count} of {r.Calls.Count} figures have a native ratio; ready: worst {Max(measured, "ready")}, posted: worst {Max(measured, "posted")}"));
         }
         t.AddRange(AllocationTargets(r));
-        t.Add(new Target("allocations per async call", "not measured yet", "—"));
-        t.Add(new Target("strategies (blocking std::future, busy polling, TCS + locked dictionary, per-poll continuation)", "not measured yet", "—"));
+        t.Add(CallAllocationTarget(r));
+        t.Add(StrategyTarget(r));
         return t;
+    }
+
+    /// <summary>Allocations per async call: no numeric target in the issue; reported per runtime.</summary>
+    private static Target CallAllocationTarget(Results r)
+    {
+        var rows = r.Native.CallAllocations;
+        if (rows.Count == 0) return new Target("allocations per async call (no numeric target set)", "not measured", "no call_allocations rows");
+        string Fig(JsonObject a)
+        {
+            string b = B(a["bytes_per_call"]?.GetValue<double>());
+            string n = a["allocs_per_call"] is { } x ? $", {x.GetValue<double>().ToString("F3", Ic)} allocs" : "";
+            string h = a["handler"] is { } hh ? $" {hh.GetValue<string>()}" : "";
+            return $"{a["caller"]}→{a["callee"]} {a["mode"]}{h}: {b} B{n}";
+        }
+        return new Target("allocations per async call (no numeric target set)", "reported", string.Join("; ", rows.Select(Fig)));
+    }
+
+    /// <summary>Issue 7's strategy target: Poc ≥ 10 × mayon's blocking std::future strategy with 64
+    /// sends in flight (the Rust→C++ send rows of the Rust program).</summary>
+    private static Target StrategyTarget(Results r)
+    {
+        const string name = "≥ 10 × mayon's blocking std::future strategy with 64 sends in flight";
+        if (!r.Sections.Contains("strategies")) return new Target(name, "not measured", "strategies not run");
+        var mayon = r.Strategies.FirstOrDefault(x => x.Strategy == "blocking_future" && x.Op == "send" && x.InFlight == 64);
+        if (mayon?.RatioVsPoc is not { } ratio)
+            return new Target(name, "not measured", mayon is null ? "no blocking_future send row with 64 in flight (the Rust program's strategies)" : "no poc row for the same pair");
+        double factor = 1 / ratio;
+        var poc = r.Strategies.First(x => x.Strategy == "poc" && x.Pair == mayon.Pair && x.Op == "send" && x.InFlight == 64);
+        return new Target(name, factor >= 10 ? "met" : "not met",
+            $"{mayon.Pair}: Poc {poc.OpsPerSecond.Median.ToString("N0", Ic)} msgs/s vs blocking {mayon.OpsPerSecond.Median.ToString("N0", Ic)} msgs/s = {factor.ToString("F1", Ic)}×");
     }
 
     /// <summary>Fewer allocations per message than this reads as "no per-message allocation" (a few
@@ -248,7 +279,19 @@ internal static class Report
         foreach (var c in r.Calls.Where(c => c.NsPerCall is null)) notMeasured.Add($"calls: {c.Caller} → {c.Callee} {c.Mode}: {c.Note}");
         foreach (var m in r.Native.Missing) notMeasured.Add($"native results missing: {m}");
         if (r.Native.MicroFile is null) notMeasured.Add($".NET microbenchmarks and allocations: {NativeResults.MicroFileName} missing (Poc.Bench.Micro did not run)");
-        notMeasured.Add("allocations per async call, strategies: not measured yet");
+        var strategies = new JsonArray();
+        foreach (var x in r.Strategies)
+            strategies.Add(new JsonObject
+            {
+                ["strategy"] = x.Strategy, ["label"] = x.Label, ["pair"] = x.Pair, ["op"] = x.Op, ["in_flight"] = x.InFlight,
+                ["msgs_per_s"] = Math.Round(x.OpsPerSecond.Median), ["msgs_per_s_min"] = Math.Round(x.OpsPerSecond.Min),
+                ["msgs_per_s_max"] = Math.Round(x.OpsPerSecond.Max), ["ratio_vs_poc"] = N(x.RatioVsPoc, 4),
+                ["cpu_ns_per_op"] = double.IsFinite(x.CpuNsPerOp) ? Math.Round(x.CpuNsPerOp) : null,
+                ["bytes_per_op"] = N(x.BytesPerOp, 1),
+                ["ops_per_run"] = x.Ops, ["runs"] = x.Runs, ["source"] = x.Source, ["what"] = x.What,
+            });
+        var callAllocs = new JsonArray();
+        foreach (var a in r.Native.CallAllocations) callAllocs.Add(a.DeepClone());
         var allocs = new JsonArray();
         foreach (var a in r.Native.Allocations) allocs.Add(a.Raw.DeepClone());
         var micro = new JsonArray();
@@ -260,6 +303,12 @@ internal static class Report
                 ["bytes_per_msg"] = r.Native.Allocations.FirstOrDefault(a => a.Runtime == ".NET" && a.Path == m.Path && a.Payload == m.Payload)?.BytesPerMsg,
                 ["what"] = m.What, ["source"] = NativeResults.MicroFileName,
             });
+        foreach (var m in r.Native.NativeMicro)
+            micro.Add(new JsonObject
+            {
+                ["runtime"] = m.Runtime, ["benchmark"] = m.Benchmark, ["mean_ns"] = N(m.MeanNs, 2), ["stddev_ns"] = N(m.StdDevNs, 2),
+                ["median_ns"] = N(m.MedianNs, 2), ["what"] = m.What, ["source"] = m.Source,
+            });
         var root = new JsonObject
         {
             ["mode"] = cfg.Mode,
@@ -269,6 +318,7 @@ internal static class Report
                 ["throughput"] = new JsonObject { ["messages_per_run"] = cfg.ThroughputMessages, ["warmup_runs"] = 1, ["runs"] = cfg.ThroughputRuns, ["statistic"] = "median (min/max spread kept)" },
                 ["latency"] = new JsonObject { ["warmup_round_trips"] = BenchConfig.LatencyWarmup, ["samples_per_run"] = cfg.LatencySamples, ["runs"] = cfg.LatencyRuns, ["payload"] = BenchConfig.LatencyPayload, ["capacity"] = BenchConfig.LatencyCapacity, ["statistic"] = "per run: nearest-rank p50/p99 of the sorted round trips; reported: median of the runs' p50 and p99 (min/max of the p50s kept)" },
                 ["calls"] = new JsonObject { ["ready_calls_per_run"] = cfg.ReadyCalls, ["posted_calls_per_run"] = cfg.PostedCalls, ["warmup_runs"] = 1, ["runs"] = cfg.CallRuns, ["statistic"] = "ns/call = elapsed / calls per run; median (min/max spread kept)" },
+                ["strategies"] = new JsonObject { ["dotnet_calls_per_run"] = cfg.StrategyCalls, ["runs"] = cfg.StrategyRuns, ["in_flight"] = new JsonArray(1, 64), ["statistic"] = "ops/s per run; median (min/max spread kept); ratio_vs_poc = ops/s ÷ the poc row's of the same pair, op and in-flight count; cpu_ns_per_op = process CPU time (all threads) ÷ ops, median of the timed runs" },
             },
             ["targets"] = tg,
             ["throughput"] = tp,
@@ -277,8 +327,9 @@ internal static class Report
             ["calls"] = calls,
             ["native_calls"] = natCalls,
             ["allocations"] = allocs,
+            ["call_allocations"] = callAllocs,
             ["microbenchmarks"] = micro,
-            ["strategies"] = new JsonArray(),
+            ["strategies"] = strategies,
             ["not_measured"] = notMeasured,
             ["machine"] = machine,
         };
@@ -322,6 +373,15 @@ internal static class Report
         }
     }
 
+    private static void WriteStrategiesDat(string path, List<StrategyRow> rows)
+    {
+        using var w = new StreamWriter(path);
+        string[] ids = ["poc", "blocking_future", "busy_polling", "tcs_locked_dictionary", "continuation_per_poll"];
+        w.WriteLine("# pair_op_inflight " + string.Join(" ", ids) + " (ops/s; NaN: not measured for that row)");
+        foreach (var g in rows.GroupBy(x => $"{Measure.Short(x.Pair.Split('→')[0])}>{Measure.Short(x.Pair.Split('→')[^1])}_{x.Op}_x{x.InFlight}"))
+            w.WriteLine(g.Key + " " + string.Join(" ", ids.Select(id => D(g.FirstOrDefault(x => x.Strategy == id)?.OpsPerSecond.Median))));
+    }
+
     // ---- report.md ----
 
     private static string F0(double? v) => v is { } d ? d.ToString(d < 10 ? "F2" : d < 100 ? "F1" : "N0", Ic) : "—";
@@ -348,18 +408,21 @@ internal static class Report
         if (r.Sections.Contains("throughput")) WriteThroughput(w, r);
         if (r.Sections.Contains("latency")) WriteLatency(w, r);
         if (r.Sections.Contains("calls")) WriteCalls(w, r);
+        if (r.Sections.Contains("strategies")) WriteStrategies(w, r);
         WriteAllocations(w, r);
+        WriteCallAllocations(w, r);
         WriteMicro(w, r);
+        WriteNativeMicro(w, r);
 
         w.WriteLine();
         w.WriteLine("## Not measured in this run");
         w.WriteLine();
-        foreach (var s in r.Sections.Count < 3 ? SectionsNotRun(r) : []) w.WriteLine($"- {s}: section not run (--only)");
+        foreach (var s in SectionsNotRun(r)) w.WriteLine($"- {s}: section not run (--only)");
         foreach (var s in r.LatencyNotMeasured) w.WriteLine($"- latency {s}: no figure (its native pinger did not run)");
         foreach (var c in r.Calls.Where(c => c.NsPerCall is null)) w.WriteLine($"- call {c.Caller} → {c.Callee} ({c.Mode}): {c.Note}");
         foreach (var s in r.Native.Missing) w.WriteLine($"- native results of {s}: the affected baselines are proxies or empty (—)");
         if (r.Native.MicroFile is null) w.WriteLine($"- .NET allocations per message and microbenchmarks: {NativeResults.MicroFileName} missing (Poc.Bench.Micro did not run)");
-        w.WriteLine("- allocations per async call, the peers' strategies as labelled baselines, Rust/C++ microbenchmarks (criterion / Google Benchmark): not measured yet (empty `strategies` in results.json).");
+        if (r.Native.CallAllocations.Count == 0) w.WriteLine("- allocations per async call: no call_allocations rows in the files read");
     }
 
     private static string B(double? v) => v is { } d ? d.ToString(d == Math.Floor(d) ? "F0" : "F3", Ic) : "—";
@@ -392,6 +455,60 @@ internal static class Report
         w.WriteLine("Each row's `what` in results.json says exactly what was counted (op counts per class, windows, exporter).");
     }
 
+    private static void WriteStrategies(StreamWriter w, Results r)
+    {
+        w.WriteLine();
+        w.WriteLine("## Strategies: the peers' designs as baselines");
+        w.WriteLine();
+        if (r.Strategies.Count == 0)
+        {
+            w.WriteLine("No strategy rows in this run.");
+            return;
+        }
+        w.WriteLine("Each peer's way of awaiting a foreign operation, reimplemented here as a clearly labelled baseline, beside Poc's wake-up adapter on the same work in the same run. " +
+                    "**Rust→C++ send** (the Rust program; mayon asio-poc's own direction): a Rust producer sends into a C++-owned Asio `concurrent_channel` (capacity 1024) drained by a C++ coroutine. " +
+                    "`blocking_future` re-implements mayon's design (a `std::promise`/`std::future` per send, fulfilled by the send's handler on the `io_context` thread; the Rust `poll` blocks in `std::future::wait()`), `busy_polling` polls the same future without blocking and wakes itself at once, `poc` is `PortSender::send().await` on a Poc C++ channel. " +
+                    "**C#→Rust / C#→C++ call**: C# awaits the callee's \"square\" in POSTED mode (every call goes PENDING and is woken from the callee runtime's thread) — `tcs_locked_dictionary` (Interoptopus' generated C#: a `TaskCompletionSource` per call in a locked static dictionary, delegate-marshalled callback), `continuation_per_poll` (UniFFI's and BoltFFI's foreign polling loop: a new continuation object per poll), `poc` (`ImportedFunction.SquareAsync`). " +
+                    "**in flight** 1 = one loop; 64 = 64 concurrent tasks sharing the work. **ratio vs Poc** = ops/s ÷ Poc's ops/s on the same row (below 1: slower than Poc). **CPU ns/op** = process CPU time (all threads) ÷ ops: a strategy that spins shows it there. **B/op** (.NET rows) = managed bytes allocated on all threads ÷ ops (`GC.GetTotalAllocatedBytes`). Each row's `what` in results.json says exactly what runs.");
+        w.WriteLine();
+        w.WriteLine("| pair | op | in flight | strategy | ops/s (median) | spread | ratio vs Poc | CPU ns/op | B/op | source |");
+        w.WriteLine("|---|---|---:|---|---:|---|---:|---:|---:|---|");
+        foreach (var x in r.Strategies.OrderBy(x => x.Pair).ThenBy(x => x.InFlight).ThenBy(x => x.Strategy == "poc" ? 0 : 1).ThenBy(x => x.Strategy))
+            w.WriteLine($"| {x.Pair} | {x.Op} | {x.InFlight} | {(x.Strategy == "poc" ? "**poc**" : x.Strategy)}: {x.Label} | {x.OpsPerSecond.Median.ToString("N0", Ic)} | {x.OpsPerSecond.Min.ToString("N0", Ic)}–{x.OpsPerSecond.Max.ToString("N0", Ic)} | {F2(x.RatioVsPoc)} | {(double.IsFinite(x.CpuNsPerOp) ? x.CpuNsPerOp.ToString("N0", Ic) : "—")} | {(x.BytesPerOp is { } bo ? bo.ToString("F0", Ic) : "—")} | {x.Source} |");
+        w.WriteLine();
+        w.WriteLine("![Strategies](strategies.svg)");
+    }
+
+    private static void WriteCallAllocations(StreamWriter w, Results r)
+    {
+        var rows = r.Native.CallAllocations;
+        if (rows.Count == 0) return;
+        w.WriteLine();
+        w.WriteLine("## Allocations per async call");
+        w.WriteLine();
+        w.WriteLine("What the **caller's** import of an async call (the continuation-polled future) allocates per call in steady state, with the same tools as the per-message figures: Rust's counting global allocator, C++'s counting `operator new`, .NET's MemoryDiagnoser (bytes only). " +
+                    "The callee is another runtime, whose allocations go to its own allocator and are not counted (each row's `what` says so). *ready*: the first poll answers; *posted*: the callee's runtime thread finishes the call and wakes the caller.");
+        w.WriteLine();
+        w.WriteLine("| caller | callee | mode | handler | B/call | allocs/call | calls | source |");
+        w.WriteLine("|---|---|---|---|---:|---:|---:|---|");
+        foreach (var a in rows)
+            w.WriteLine($"| {a["caller"]} | {a["callee"]} | {a["mode"]} | {a["handler"]?.GetValue<string>() ?? "—"} | {B(a["bytes_per_call"]?.GetValue<double>())} | {B(a["allocs_per_call"]?.GetValue<double>())} | {(a["calls"]?.GetValue<double>() is { } c ? c.ToString("N0", Ic) : "—")} | {a["source"]} |");
+    }
+
+    private static void WriteNativeMicro(StreamWriter w, Results r)
+    {
+        if (r.Native.NativeMicro.Count == 0) return;
+        w.WriteLine();
+        w.WriteLine("## Microbenchmarks (Rust: criterion; C++: Google Benchmark)");
+        w.WriteLine();
+        foreach (var (rt, tool) in r.Native.NativeMicroTools) w.WriteLine($"- {rt}: {tool}");
+        w.WriteLine();
+        w.WriteLine("| runtime | benchmark | mean ns | stddev ns | median ns | what |");
+        w.WriteLine("|---|---|---:|---:|---:|---|");
+        foreach (var m in r.Native.NativeMicro)
+            w.WriteLine($"| {m.Runtime} | {m.Benchmark} | {F0(m.MeanNs)} | {F0(m.StdDevNs)} | {F0(m.MedianNs)} | {m.What} |");
+    }
+
     private static void WriteMicro(StreamWriter w, Results r)
     {
         if (r.Native.Micro.Count == 0) return;
@@ -411,7 +528,7 @@ internal static class Report
     }
 
     private static IEnumerable<string> SectionsNotRun(Results r) =>
-        new[] { "throughput", "latency", "calls" }.Where(s => !r.Sections.Contains(s));
+        new[] { "throughput", "latency", "calls", "strategies" }.Where(s => !r.Sections.Contains(s));
 
     private static void WriteThroughput(StreamWriter w, Results r)
     {

@@ -18,6 +18,7 @@ internal sealed class Results(BenchConfig cfg, NativeResults native)
     public List<NativeLatency> NativeLatency { get; } = [];
     public List<CallRow> Calls { get; } = [];
     public List<NativeCall> NativeCalls { get; } = [];
+    public List<StrategyRow> Strategies { get; } = [];
 
     /// <summary>Pairs with no figure at all (the native program that measures them did not run).</summary>
     public List<string> LatencyNotMeasured { get; } = [];
@@ -60,6 +61,19 @@ internal sealed class Results(BenchConfig cfg, NativeResults native)
             var n = NativeCalls.FirstOrDefault(c => c.Runtime == row.Caller && c.Mode == row.Mode);
             row.NativeNs = n?.Ns?.Median;
             row.NativeWhat = n?.What ?? $"not measured: no native {row.Mode} call for {row.Caller}";
+        }
+    }
+
+    /// <summary>The .NET strategy rows and the native programs' rows; each row's ratio_vs_poc is its
+    /// ops/s ÷ the "poc" row's of the same pair, op and in-flight count (the poc row: 1).</summary>
+    public void MergeStrategies(List<StrategyRow> dotnetRows)
+    {
+        Strategies.AddRange(dotnetRows);
+        Strategies.AddRange(Native.Strategies);
+        foreach (var row in Strategies)
+        {
+            var poc = Strategies.FirstOrDefault(p => p.Strategy == "poc" && p.Pair == row.Pair && p.Op == row.Op && p.InFlight == row.InFlight);
+            row.RatioVsPoc = poc is null || poc.OpsPerSecond.Median <= 0 ? null : row.OpsPerSecond.Median / poc.OpsPerSecond.Median;
         }
     }
 }

@@ -155,6 +155,43 @@ public sealed class ExportPortTests
     }
 
     [Fact]
+    public async Task PendingOps_OneAtATime_ReuseOneOpObjectPerKind()
+    {
+        await using var rt = new DotNetRuntime();
+        var (tx, rx) = CreateRaw(rt, 1);
+        var chan = (ExportChannel)PortTable.Resolve(rx.Handle, PortTable.ReceiverTag)!;
+        const int rounds = 200;
+        for (int i = 0; i < rounds; i++)
+        {
+            // A receive that waits, completed by a send.
+            var recv = new OpRecorder();
+            Assert.Equal((int)Status.Pending, rx.Recv(recv, out _));
+            Assert.Equal((int)Status.Ok, tx.TrySend((ulong)i));
+            Assert.Equal((int)Status.Ok, await recv.WaitAsync($"pending recv {i}"));
+            Assert.Equal((ulong)i, recv.Received!.Value.Id);
+            // A send that waits for room, completed by a receive.
+            Assert.Equal((int)Status.Ok, tx.TrySend(1_000_000UL + (ulong)i));
+            var send = new OpRecorder();
+            Assert.Equal((int)Status.Pending, tx.Send(2_000_000UL + (ulong)i, send, out _));
+            var first = new OpRecorder();
+            Assert.Equal((int)Status.Ok, rx.TryRecv(first));
+            Assert.Equal(1_000_000UL + (ulong)i, first.Received!.Value.Id);
+            Assert.Equal((int)Status.Ok, await send.WaitAsync($"pending send {i}"));
+            var second = new OpRecorder();
+            Assert.Equal((int)Status.Ok, rx.TryRecv(second));
+            Assert.Equal(2_000_000UL + (ulong)i, second.Received!.Value.Id);
+            Assert.Equal(1, recv.Completions);
+            Assert.Equal(1, send.Completions);
+        }
+        // Each completion hands its op back before its callback runs, and the next op of its kind
+        // starts after that callback: one receive op and one send op in all.
+        Assert.Equal(2, chan.OpsMade);
+        tx.Release();
+        rx.Release();
+        OpRecorder.AssertNoFailures();
+    }
+
+    [Fact]
     public async Task Recv_WhenEmpty_ReturnsPendingAndCompletesWithTheMessageOnThePool()
     {
         await using var rt = new DotNetRuntime();

@@ -8,12 +8,20 @@
 //! * `native_calls`: what awaiting an async call costs natively in tokio (ready / posted);
 //! * `allocations`: heap allocations per message of the Rust import path (`PortSender::send`,
 //!   `PortReceiver::recv`) on C++-owned channels, fast path and pending path, counted by the
-//!   program's counting `#[global_allocator]` (alloc.rs), which counts only during that section.
+//!   program's counting `#[global_allocator]` (alloc.rs), which counts only during that section;
+//! * `strategies` (strategies.rs): Rust→C++ sends with Poc's adapter against re-implemented peer
+//!   designs (mayon's blocking `std::future` poll, busy polling; shim/mayon.cpp);
+//! * `call_allocations` (call_alloc.rs): heap allocations per async call of a Rust caller awaiting
+//!   the C++ "square" lent function (ready / posted).
 //!
 //! Usage: poc-bench-native-rust --out FILE [--quick]. Writes one JSON object to FILE (schema and
 //! methodology: bench/native/README.md) and prints one progress line per figure. Every figure
 //! validates its own work (counts, order, payload bytes, checksums); a failure exits 1 with a
 //! message. Bad arguments exit 2.
+//!
+//! Also: poc-bench-native-rust --criterion-summary DIR --out FILE summarises the criterion run of
+//! benches/micro.rs (DIR = criterion's output directory) into micro-rust.json
+//! (criterion_summary.rs).
 
 use std::ffi::c_void;
 use std::fmt::Write as _;
@@ -28,6 +36,9 @@ use poc_bridge::{Message, PortReceiver, PortSender, Runtime, Status};
 use poc_cpp_sys as _; // links libpoc_cpp.a: the C++ runtime and its echo agent
 
 mod alloc;
+mod call_alloc;
+mod criterion_summary;
+mod strategies;
 
 /// Counts allocations process-wide, only while `alloc::set_counting(true)` (the allocations
 /// section); otherwise a relaxed load of an unwritten flag in front of `System`.
@@ -710,7 +721,11 @@ fn alloc_row(path: &str, payload: usize, scope: &str, t: &alloc::Tally, what: &s
 // ----------------------------------------------------------------------------------------------
 
 fn run(cfg: &Config, out_path: &str) -> Res<()> {
-    let mut progress = Progress { done: 0, total: PAYLOADS.len() + 1 + 2 + 3 + ALLOC_PAYLOADS.len() * 8, t0: Instant::now() };
+    let mut progress = Progress {
+        done: 0,
+        total: PAYLOADS.len() + 1 + 2 + 3 + ALLOC_PAYLOADS.len() * 8 + strategies::LINES + call_alloc::LINES,
+        t0: Instant::now(),
+    };
     let native = native_runtime()?;
     let mut json = String::from("{\n  \"runtime\": \"Rust\",\n");
     let _ = writeln!(json, "  \"mode\": {},", json_str(if cfg.quick { "quick" } else { "full" }));
@@ -809,7 +824,20 @@ fn run(cfg: &Config, out_path: &str) -> Res<()> {
 
     // allocations (the counting allocator is on only inside this section)
     let rows = allocations(cfg, &mut progress)?;
-    let _ = writeln!(json, "  \"allocations\": [\n{}\n  ]\n}}", rows.join(",\n"));
+    let _ = writeln!(json, "  \"allocations\": [\n{}\n  ],", rows.join(",\n"));
+    println!("[native-rust] sections so far: {:.1}s", progress.t0.elapsed().as_secs_f64());
+
+    // call_allocations (counting allocator again, only inside the section)
+    let t = Instant::now();
+    let rows = call_alloc::call_allocations(cfg.samples as u64, &mut progress)?;
+    let _ = writeln!(json, "  \"call_allocations\": [\n{}\n  ],", rows.join(",\n"));
+    println!("[native-rust] call_allocations: {:.1}s", t.elapsed().as_secs_f64());
+
+    // strategies
+    let t = Instant::now();
+    let rows = strategies::strategies(cfg, &mut progress)?;
+    let _ = writeln!(json, "  \"strategies\": [\n{}\n  ]\n}}", rows.join(",\n"));
+    println!("[native-rust] strategies: {:.1}s", t.elapsed().as_secs_f64());
 
     std::fs::write(out_path, json).map_err(|e| format!("writing {out_path}: {e}"))?;
     println!("[native-rust] wrote {out_path} in {:.0}s", progress.t0.elapsed().as_secs_f64());
@@ -826,6 +854,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut out = None;
     let mut quick = false;
+    let mut criterion_dir: Option<String> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -834,8 +863,13 @@ fn main() -> ExitCode {
                 i += 1;
                 out = Some(args[i].clone());
             }
+            "--criterion-summary" if i + 1 < args.len() => {
+                i += 1;
+                criterion_dir = Some(args[i].clone());
+            }
             "--help" | "-h" => {
                 println!("usage: poc-bench-native-rust --out FILE [--quick]");
+                println!("       poc-bench-native-rust --criterion-summary DIR --out FILE");
                 return ExitCode::SUCCESS;
             }
             a => {
@@ -849,7 +883,11 @@ fn main() -> ExitCode {
         eprintln!("poc-bench-native-rust: --out FILE is required");
         return ExitCode::from(2);
     };
-    match run(&Config::new(quick), &out) {
+    let result = match criterion_dir {
+        Some(dir) => criterion_summary::summarise(&dir, &out),
+        None => run(&Config::new(quick), &out),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("poc-bench-native-rust: FAILED: {e}");

@@ -79,6 +79,7 @@ mod capi;
 pub mod error;
 pub mod export;
 pub mod ffi;
+mod idle;
 pub mod future;
 pub mod import;
 pub mod message;

@@ -192,6 +192,9 @@ impl Runtime {
             .thread_name(format!("poc-rust-{id}"))
             .on_thread_start(move || CURRENT_RUNTIME.with(|c| c.set(id)))
             .on_thread_stop(|| CURRENT_RUNTIME.with(|c| c.set(0)))
+            // Spin briefly before parking, so that a wake from another runtime's thread finds the
+            // worker awake (idle.rs; POC_IDLE_SPIN_US).
+            .on_thread_park(crate::idle::before_park)
             .build()
             .map_err(|_| RuntimeError(Status::PANIC))?;
         let core = Arc::new(RtCore {

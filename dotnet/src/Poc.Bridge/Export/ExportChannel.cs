@@ -38,8 +38,9 @@ namespace Poc.Bridge.Export;
 /// thread after the lock is released, with the payload pinned for the call.</item>
 /// </list>
 /// <para>Allocations per message: the copy of the importer's payload (one <c>byte[]</c>, none for an
-/// empty payload). A pending op adds one <see cref="PendingOp"/> object (also its work item). The
-/// Channel's buffer does not allocate per item.</para>
+/// empty payload). A pending op takes this channel's spare <see cref="PendingOp"/> of its kind
+/// (also its work item; handed back when it completes), or a new one when the spare is in use
+/// (several ops pending at once). The Channel's buffer does not allocate per item.</para>
 /// <para>Lock order: <see cref="_lock"/> is a leaf (the bounded Channel's internal lock is taken
 /// inside it and never calls out, since it has no waiters). Nothing else runs while it is held.</para>
 /// <para>Thread safety: every member may be called concurrently from any thread.</para>
@@ -53,6 +54,14 @@ internal sealed unsafe class ExportChannel
     private readonly PendingOpList _sends = new();    // oldest first; non-empty only while the buffer is full
     private readonly PendingOpList _receives = new(); // oldest first; non-empty only while the buffer is empty
     private ulong _nextOpId = 1;                       // 0 is "no op"; never reused
+    // One completed op of each kind, kept for the next pending op (PendingOp: reuse). Taken under
+    // _lock, given back from the op's Execute without it: hence Interlocked.
+    private PendingSend? _spareSend;
+    private PendingReceive? _spareReceive;
+    private int _opsMade;
+
+    /// <summary>How many op objects this channel has made (the rest of its pending ops reused a spare).</summary>
+    internal int OpsMade => Volatile.Read(ref _opsMade);
     private int _senderPorts = 1;                      // live sender ports
     private bool _receiverReleased;
     private bool _sendersClosed;                       // a sender closed, or the last one was released
@@ -105,7 +114,8 @@ internal sealed unsafe class ExportChannel
             if (status == (int)Status.Ok && !EnqueueLocked(m, ref done))
             {
                 // Full (and, by the invariant, no receive waits): wait behind earlier sends (FIFO).
-                var op = new PendingSend(_nextOpId++, handle, m, onComplete, user);
+                var op = (Interlocked.Exchange(ref _spareSend, null) ?? NewOp(new PendingSend(this)))
+                    .Start(_nextOpId++, handle, m, onComplete, user);
                 *opOut = op.Id; // before the op can complete: completing it needs _lock
                 _sends.Add(op);
                 status = (int)Status.Pending;
@@ -203,7 +213,8 @@ internal sealed unsafe class ExportChannel
             {
                 if (_sendersClosed) return (int)Status.Closed; // closed and drained (see TryRecv)
                 // Nothing queued: wait behind earlier receives (issue order).
-                var op = new PendingReceive(_nextOpId++, handle, onComplete, user);
+                var op = (Interlocked.Exchange(ref _spareReceive, null) ?? NewOp(new PendingReceive(this)))
+                    .Start(_nextOpId++, handle, onComplete, user);
                 *opOut = op.Id; // before the op can complete: completing it needs _lock
                 _receives.Add(op);
                 return (int)Status.Pending;
@@ -334,6 +345,19 @@ internal sealed unsafe class ExportChannel
         if (_sendersClosed || _receiverClosed) return (int)Status.Closed;
         return (int)Status.Ok;
     }
+
+    private T NewOp<T>(T op) where T : PendingOp
+    {
+        Interlocked.Increment(ref _opsMade);
+        return op;
+    }
+
+    /// <summary>Keeps a completed op as the spare of its kind (called by its Execute, no lock held;
+    /// when a spare is already kept, the op is left to the GC).</summary>
+    internal void Recycle(PendingSend op) => Interlocked.CompareExchange(ref _spareSend, op, null);
+
+    /// <inheritdoc cref="Recycle(PendingSend)"/>
+    internal void Recycle(PendingReceive op) => Interlocked.CompareExchange(ref _spareReceive, op, null);
 
     /// <summary>Enqueues <paramref name="m"/> if there is room: to the oldest waiting receive, else into
     /// the buffer. False when full (nothing happened).</summary>

@@ -3,15 +3,18 @@ using Poc.Bridge.Interop;
 namespace Poc.Bridge.Export;
 
 /// <summary>A receive waiting for a message: its <c>poc_recv_complete_fn</c>, and the message once a
-/// send handed one over.</summary>
-internal sealed unsafe class PendingReceive : PendingOp
+/// send handed one over. Reused by its channel (see <see cref="PendingOp"/>).</summary>
+internal sealed unsafe class PendingReceive(ExportChannel home) : PendingOp(home)
 {
-    private readonly delegate* unmanaged<void*, int, poc_message_view*, void> _onComplete;
+    private delegate* unmanaged<void*, int, poc_message_view*, void> _onComplete;
 
-    internal PendingReceive(ulong id, ulong port, delegate* unmanaged<void*, int, poc_message_view*, void> onComplete, void* user)
-        : base(id, port, user)
+    /// <summary>Starts the op for a new pending receive (under the channel's lock).</summary>
+    internal PendingReceive Start(ulong id, ulong port, delegate* unmanaged<void*, int, poc_message_view*, void> onComplete, void* user)
     {
+        Start(id, port, user);
         _onComplete = onComplete;
+        Message = default;
+        return this;
     }
 
     /// <summary>The message this receive got (valid when <see cref="PendingOp.Status"/> is OK).</summary>
@@ -20,15 +23,15 @@ internal sealed unsafe class PendingReceive : PendingOp
     /// <inheritdoc/>
     public override void Execute()
     {
-        if (Status == (int)Bridge.Status.Ok)
-        {
-            Message m = Message;
-            Message = default;
-            ExportChannel.Deliver(_onComplete, User, m);
-        }
-        else
-        {
-            _onComplete(User, Status, null);
-        }
+        // Copy out, hand the op back, then call: the callback may issue the channel's next op,
+        // which can then reuse this object.
+        var onComplete = _onComplete;
+        void* user = User;
+        int status = Status;
+        Message m = Message;
+        Message = default;
+        Home.Recycle(this);
+        if (status == (int)Bridge.Status.Ok) ExportChannel.Deliver(onComplete, user, m);
+        else onComplete(user, status, null);
     }
 }

@@ -42,15 +42,17 @@ thread_local! {
 
 /// Runs the body of an exported function: a panic becomes `POC_PANIC` (bridge.h rule 9).
 pub(crate) fn ffi_guard(f: impl FnOnce() -> Status) -> ffi::poc_status {
-    contain(|| {
+    let status = contain(|| {
         #[cfg(test)]
         if FAULT_PANIC.with(|f| f.replace(false)) {
             panic!("injected fault (expected by the test)");
         }
         f()
     })
-    .unwrap_or(Status::PANIC)
-    .0
+    .unwrap_or(Status::PANIC);
+    // A foreign thread was here: a Rust worker spinning before it parks may have work now.
+    crate::idle::note_foreign_event();
+    status.0
 }
 
 /// The vtable of every sender port this crate exports.

@@ -112,6 +112,7 @@ fn wake_after_drop<T>(slot: Arc<T>, waker: Option<std::task::Waker>) {
     if let Some(w) = waker {
         contain(move || w.wake());
     }
+    crate::idle::note_foreign_event();
 }
 
 /// A one-entry cache of `SendSlot`s, so that a sender whose sends complete on the fast path
