@@ -8,9 +8,19 @@
 #include <poc/detail/stop_registry.hpp>
 #include <poc/runtime.hpp>
 
+#include <asio/execution/allocator.hpp>
+#include <asio/execution/blocking.hpp>
+#include <asio/execution/execute.hpp>
+#include <asio/execution/relationship.hpp>
+#include <asio/require.hpp>
+
+#include <charconv>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <new>
+#include <thread>
 #include <utility>
 
 namespace poc::detail {
@@ -23,12 +33,43 @@ bool asio_uses_std_aligned_alloc() noexcept {
 #endif
 }
 
+idle_spin_setting parse_idle_spin(const char* text) noexcept {
+  if (text == nullptr) return {default_idle_spin, true};
+  const char* b = text;
+  const char* e = text + std::strlen(text);
+  while (b != e && (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r')) ++b;
+  while (e != b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) --e;
+  unsigned long long us = 0;
+  const auto [end, ec] = std::from_chars(b, e, us);
+  if (b == e || ec == std::errc::result_out_of_range) {
+    if (b != e && end == e) return {max_idle_spin, true};  // all digits, too large: clamped
+    return {default_idle_spin, false};
+  }
+  if (ec != std::errc() || end != e) return {default_idle_spin, false};
+  if (us > static_cast<unsigned long long>(max_idle_spin.count())) return {max_idle_spin, true};
+  return {std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(us)), true};
+}
+
+std::chrono::microseconds idle_spin() noexcept {
+  static const std::chrono::microseconds spin = [] {
+    const char* text = std::getenv("POC_IDLE_SPIN_US");
+    const idle_spin_setting s = parse_idle_spin(text);
+    if (!s.valid)
+      std::fprintf(stderr,
+                   "poc: POC_IDLE_SPIN_US=\"%s\" is not a number of microseconds; using %lld\n",
+                   text, static_cast<long long>(s.length.count()));
+    return s.length;
+  }();
+  return spin;
+}
+
 // ================================================================================================
 // runtime_core
 // ================================================================================================
 
 void runtime_core::start(unsigned threads) {
   std::lock_guard serial(shutdown_mutex_);
+  spin_ = idle_spin();
   work_.emplace(ctx_.get_executor());
   threads_.reserve(threads);
   try {
@@ -56,6 +97,8 @@ void runtime_core::start(unsigned threads) {
 }
 
 void runtime_core::run_thread() noexcept {
+  if (spin_ != std::chrono::steady_clock::duration::zero())
+    thread_activity::install(&runtime_core::on_activity, this);
   // A handler that throws propagates out of run(); the io_context stays usable, so report it and
   // keep running (Asio's documented pattern). run() returns normally once no work is left.
   for (;;) {
@@ -68,11 +111,81 @@ void runtime_core::run_thread() noexcept {
       std::fprintf(stderr, "poc: a handler threw out of io_context::run()\n");
     }
   }
+  thread_activity::install(nullptr, nullptr);
   {
     std::lock_guard lock(threads_mutex_);
     --running_threads_;
   }
   threads_done_.notify_all();
+}
+
+// ---- Idle spin ---------------------------------------------------------------------------------
+//
+// Waking a thread that blocked in io_context::run() costs a futex wake and, on a virtual machine,
+// often the wake-up of a halted virtual CPU (~40 µs measured on the benchmark VM): a cross-runtime
+// round trip then costs two of them. So while Poc traffic goes on, one *spin step* stays queued:
+// it runs, yields the CPU, and queues itself again behind whatever arrived meanwhile, until
+// spin_ has passed without traffic. Handlers queued by any thread (a foreign thread's completion
+// included) run between two steps, without anybody blocking; when the step stops, run() blocks
+// as usual (nothing queued is missed: the step is an ordinary handler of the same queue).
+//
+// Traffic is reported on the runtime's own threads by thread_activity::note() (an import
+// completion delivered, a future driven: poc/detail/import_op.hpp, future_op.hpp), which arms the
+// step if it is not armed.
+//
+// Why not a loop of poll_one()/run_one() around the blocking call: each of Asio's run, run_one,
+// poll and poll_one calls makes a thread_info with the thread's recycling cache and frees the
+// cached blocks when it returns, so every handler run from such a loop would allocate for real
+// what it now takes from the cache. The step runs inside the threads' single run() call. It is
+// posted as a continuation (the thread's private queue: no lock, no wake of another thread) and
+// built in spin_arena_ (the step's memory is freed before it runs, so one arena suffices for the
+// one step in flight; it never takes or evicts the thread's cached blocks).
+//
+// Cost: one store and load per traffic report; while spinning, one queue round trip per step,
+// plus a sched_yield when nothing else ran since the previous step (idle: the CPU goes to whoever
+// wants it; busy: no yield, which would only delay the queued handlers), at most spin_ after the
+// last traffic. With several threads, one of them spins (the others block as before).
+
+void runtime_core::on_activity(void* self) noexcept { static_cast<runtime_core*>(self)->note_activity(); }
+
+void runtime_core::note_activity() noexcept {
+  activity_.store(true, std::memory_order_seq_cst);
+  if (spin_armed_.load(std::memory_order_seq_cst)) return;  // the step will see activity_
+  if (stopping() || spin_armed_.exchange(true, std::memory_order_seq_cst)) return;
+  last_activity_ = std::chrono::steady_clock::now();
+  if (!post_spin_step()) spin_armed_.store(false, std::memory_order_seq_cst);
+}
+
+void runtime_core::spin_step() noexcept {
+  const auto now = std::chrono::steady_clock::now();
+  if (activity_.exchange(false, std::memory_order_seq_cst)) last_activity_ = now;
+  if (stopping() || now - last_activity_ >= spin_) {
+    spin_armed_.store(false, std::memory_order_seq_cst);
+    // Traffic reported after the exchange above saw the step armed and left it to the step: take
+    // it up again, unless that report (or a later one) has armed a new step already.
+    if (stopping() || !activity_.load(std::memory_order_seq_cst) ||
+        spin_armed_.exchange(true, std::memory_order_seq_cst))
+      return;
+    last_activity_ = now;
+  } else if (now - step_end_ < idle_gap) {
+    // Nothing else ran since the previous step: idle, give the CPU to whoever wants it. (When
+    // other handlers ran in between, the thread is busy: no yield, which would only delay them.)
+    std::this_thread::yield();
+  }
+  step_end_ = std::chrono::steady_clock::now();
+  if (!post_spin_step()) spin_armed_.store(false, std::memory_order_seq_cst);
+}
+
+bool runtime_core::post_spin_step() noexcept {
+  try {
+    const auto ex = asio::require(ctx_.get_executor(), asio::execution::blocking.never,
+                                  asio::execution::relationship.continuation,
+                                  asio::execution::allocator(relay_allocator<void>(&spin_arena_)));
+    asio::execution::execute(ex, spin_fn{this});
+    return true;
+  } catch (...) {
+    return false;  // out of memory: no spin until the next traffic
+  }
 }
 
 bool runtime_core::register_channel(const std::shared_ptr<channel_state>& channel) {

@@ -4,6 +4,8 @@
 
 #include <poc/detail/asio_config.hpp>  // before any Asio header (see there)
 
+#include <poc/detail/import_op.hpp>  // relay_arena, thread_activity
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
@@ -28,6 +30,24 @@ class channel_state;
 /// one is freed by the other's function (poc/detail/asio_config.hpp; a test compares).
 [[nodiscard]] bool asio_uses_std_aligned_alloc() noexcept;
 
+/// Default of POC_IDLE_SPIN_US (the same as the Rust runtime's, rust/poc-bridge/src/idle.rs).
+inline constexpr std::chrono::microseconds default_idle_spin{50};
+/// Upper bound accepted from POC_IDLE_SPIN_US.
+inline constexpr std::chrono::microseconds max_idle_spin{10'000};
+
+/// The value of POC_IDLE_SPIN_US `text` (nullptr: unset): a number of microseconds (surrounding
+/// blanks allowed), clamped to max_idle_spin; 0 turns the spin off. Unset → the default;
+/// anything else → the default, with `valid` false.
+struct idle_spin_setting {
+  std::chrono::microseconds length;
+  bool valid;
+};
+[[nodiscard]] idle_spin_setting parse_idle_spin(const char* text) noexcept;
+
+/// The spin length of every C++ runtime thread: POC_IDLE_SPIN_US, read once per process (an
+/// invalid value is reported on stderr once).
+[[nodiscard]] std::chrono::microseconds idle_spin() noexcept;
+
 /// An io_context, the threads that run it, and the channels exported on it.
 ///
 /// Lifetime: shared. The poc::runtime object owns one reference; every channel it exported owns
@@ -44,6 +64,14 @@ class channel_state;
 ///      thread, then join. If the bound is exceeded, something never completed: the io_context
 ///      is stopped (its queued handlers are destroyed without running) and one line goes to
 ///      stderr. Shutdown never hangs forever.
+///
+/// Idle spin (runtime.cpp has the details): while the runtime has Poc traffic (an import completion,
+/// a future drive) a *spin step* stays queued on its io_context, re-posting itself after a yield,
+/// so that an idle thread keeps polling the queue instead of blocking, until idle_spin() has passed
+/// without traffic; then run() blocks as usual. One step per runtime at a time, inside the threads'
+/// long-lived run() calls (no per-iteration run/poll call, which would drop Asio's per-thread
+/// recycling cache), with its memory in an arena of its own (no allocation, no eviction of the
+/// thread's cached blocks). Not while stopping: it never keeps run() from running out of work.
 ///
 /// Thread safety: every member may be called from any thread. shutdown() must not be called on
 /// one of the runtime's own threads (it returns errc::invalid there, since a thread cannot join
@@ -91,6 +119,27 @@ class runtime_core : public std::enable_shared_from_this<runtime_core> {
  private:
   void begin_stop() noexcept;  // steps 1–3; only the first call does anything
   void run_thread() noexcept;
+
+  // Idle spin.
+  struct spin_fn {
+    runtime_core* core;
+    void operator()() const noexcept { core->spin_step(); }
+  };
+  static void on_activity(void* self) noexcept;  // thread_activity hook of the runtime's threads
+  void note_activity() noexcept;
+  void spin_step() noexcept;
+  bool post_spin_step() noexcept;  // false: could not be queued (out of memory)
+
+  std::chrono::steady_clock::duration spin_{};  // 0: off; set by start()
+  std::atomic<bool> spin_armed_{false};         // a spin step is queued or running
+  std::atomic<bool> activity_{false};           // traffic since the step last looked
+  // Written by the step and by whoever arms it (exclusive: spin_armed_).
+  std::chrono::steady_clock::time_point last_activity_{};
+  std::chrono::steady_clock::time_point step_end_{};  // when the last step queued the next one
+  // Shorter than this between two steps: nothing else ran in between (a queue round trip).
+  static constexpr std::chrono::nanoseconds idle_gap{1'000};
+  relay_arena spin_arena_;  // the queued step's memory; declared before ctx_, which may destroy
+                            // a queued step (and so free its memory) when it is destroyed
 
   asio::io_context ctx_;
   // Keeps run() from returning while the runtime is idle; reset in step 4. Declared after ctx_

@@ -3,9 +3,10 @@
 // Handoff (the importer's half of "Futures" in docs/contract.md):
 //   1. The initiating function takes the future (a future_owner releases it if anything fails
 //      before an op owns it), allocates the op with the handler's associated allocator, holds an
-//      executor_work_guard on the handler's associated executor, allocates the op's future_cell
-//      (below), links the cell into the context's future_service (the stop registry's reach),
-//      installs the cancellation slot handler, and posts the first *drive* to that executor.
+//      executor_work_guard on the handler's associated executor, takes a future_cell (below)
+//      from the cell pool, links the cell into the context's future_service (the stop
+//      registry's reach), installs the cancellation slot handler, and posts the first *drive* to
+//      that executor.
 //   2. A drive runs on the handler's executor: it sends a requested cancel to the exporter, then
 //      polls with {on_wake, on_deliver, cell}. OK/ERROR/PANIC/CANCELLED/SHUTDOWN/INVALID: finish.
 //      PENDING: if a wake or a cancel arrived meanwhile (even during poll), post another drive;
@@ -21,8 +22,13 @@
 //   5. finish (in a drive): release the future (exactly once), unlink from the service, mark the
 //      cell detached, move the handler out, free the op, clear the slot, invoke the handler.
 //
+// A drive is posted through the relay of import_op.hpp ("Relaying") when the handler's executor
+// belongs to an io_context: from a waker's thread that costs no allocation (the relay's memory is
+// an arena in the op; one drive at a time, so one arena).
+//
 // At most one drive is scheduled or running at a time (the `scheduled` bit), so polls never
-// overlap and finish runs once. The cell is a separate small heap block, reference counted by
+// overlap and finish runs once. The cell is a separate small block (recycled through a
+// process-wide pool, so a call allocates none in steady state), reference counted by
 // the op, each outstanding wake, the slot handler and a stop snapshot in progress: the exporter may
 // call a wake after the handler ran (a cancelled future's pending wake still runs exactly once),
 // and memory from the handler's allocator must be freed before the handler runs.
@@ -41,6 +47,7 @@
 #include <asio/associated_executor.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/execution_context.hpp>
+#include <asio/dispatch.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <asio/recycling_allocator.hpp>
@@ -108,7 +115,9 @@ class future_op_base {
   bool broken_ = false;
 };
 
-/// The `user` of poll/wake/deliver; outlives the op while a wake is outstanding.
+/// The `user` of poll/wake/deliver; outlives the op while a wake is outstanding. Cells are
+/// recycled through a small process-wide pool (make / the last release_ref), so that a call does
+/// not allocate one in steady state; a cell is reset when it is taken from the pool.
 class future_cell {
  public:
   explicit future_cell(future_op_base* op) noexcept : op_(op) {
@@ -117,9 +126,28 @@ class future_cell {
   future_cell(const future_cell&) = delete;
   future_cell& operator=(const future_cell&) = delete;
 
+  /// A cell for `op` with one reference (the op's): from the pool, or new.
+  static future_cell* make(future_op_base* op) {
+    pool& p = the_pool();
+    {
+      std::lock_guard lock(p.mutex);
+      if (future_cell* c = p.free) {
+        p.free = c->next_;
+        --p.size;
+        c->next_ = nullptr;
+        c->op_ = op;
+        c->refs_.store(1, std::memory_order_relaxed);
+        c->state_.store(fut_scheduled, std::memory_order_relaxed);
+        live_.fetch_add(1, std::memory_order_relaxed);
+        return c;
+      }
+    }
+    return new future_cell(op);
+  }
+
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release_ref() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) recycle(this);
   }
 
   /// Any thread: sets `bits` and, unless a drive is scheduled or the op finished, schedules one.
@@ -146,20 +174,57 @@ class future_cell {
     static_cast<future_cell*>(user)->op_->store(status, msg);
   }
 
-  /// Cells alive in the process (tests: every cell is freed once its wakes have run).
+  /// Cells in use in the process, pooled ones excepted (tests: every cell is given back once its
+  /// wakes have run).
   static long live() noexcept { return live_.load(std::memory_order_acquire); }
+
+  /// Cells kept by the pool right now (tests, diagnostics).
+  static std::size_t pooled() noexcept {
+    pool& p = the_pool();
+    std::lock_guard lock(p.mutex);
+    return p.size;
+  }
 
   std::atomic<std::uint32_t> state_{fut_scheduled};  // the first drive is posted by start()
 
  private:
   friend class future_service;
-  ~future_cell() {
-    if (op_ != nullptr) live_.fetch_sub(1, std::memory_order_release);
+  ~future_cell() = default;
+
+  struct pool {
+    std::mutex mutex;
+    future_cell* free = nullptr;  // linked through next_
+    std::size_t size = 0;
+  };
+  static constexpr std::size_t pool_capacity = 256;
+
+  // Never destroyed: a wake may give a cell back during static destruction.
+  static pool& the_pool() {
+    static pool* const p = new pool();
+    return *p;
+  }
+
+  // Only for cells from make() (the pool exists by then); the sentinels are never released.
+  static void recycle(future_cell* c) noexcept {
+    live_.fetch_sub(1, std::memory_order_release);
+    pool& p = the_pool();
+    {
+      std::lock_guard lock(p.mutex);
+      if (p.size < pool_capacity) {
+        c->op_ = nullptr;
+        c->prev_ = nullptr;
+        c->next_ = p.free;
+        p.free = c;
+        ++p.size;
+        return;
+      }
+    }
+    delete c;
   }
 
   std::atomic<std::uint32_t> refs_{1};  // the op's
   future_op_base* op_;
-  future_cell* prev_ = nullptr;  // future_service list, under its mutex
+  future_cell* prev_ = nullptr;  // future_service list, under its mutex; the pool's, in the pool
   future_cell* next_ = nullptr;
   static inline std::atomic<long> live_{0};
 };
@@ -253,13 +318,14 @@ class future_op final : public future_op_base {
     future_op* op = create(std::forward<H>(handler), io_ex);
     future_cell* cell;
     try {
-      cell = new future_cell(op);
+      cell = future_cell::make(op);
     } catch (...) {
       op->destroy(op->handler_);  // the handler is dropped: the exception reports the failure
       throw;
     }
     op->cell_ = cell;
     op->future_ = owner.take();  // from here on the op releases it
+    op->relay_ = relay_context_of(op->work_.get_executor());
 
     if (asio::execution_context* ctx = context_of(op->work_.get_executor())) {
       try {
@@ -283,6 +349,14 @@ class future_op final : public future_op_base {
   }
 
   void schedule() noexcept override {
+    // Handler's executor on an io_context: relayed through it without allocating (import_op.hpp,
+    // "Relaying"), then dispatched to the handler's executor from its io thread. At most one drive
+    // is scheduled or running, so the arena is free again: the previous relay's memory was freed
+    // before that relay ran, and this schedule() is ordered after it by the cell's state.
+    if (relay_ != nullptr) {
+      relay_post(*relay_, arena_, relay_fn{this});
+      return;
+    }
     // Our own outstanding work on a copy of the executor, held until post() has returned: the
     // posted drive may run at once on another thread, finish the op (freeing it and its work
     // guard) and complete the handler, after which the owner may let run() return and destroy
@@ -297,6 +371,13 @@ class future_op final : public future_op_base {
   struct drive_fn {
     future_op* op;
     void operator()() const { op->drive(); }
+  };
+
+  // On an io thread of the handler's executor's io_context. Destroyed unrun (the io_context was
+  // destroyed with it queued), it leaves the op as an unrun drive_fn does.
+  struct relay_fn {
+    future_op* op;
+    void operator()() const { asio::dispatch(op->work_.get_executor(), drive_fn{op}); }
   };
 
   template <typename H>
@@ -325,6 +406,7 @@ class future_op final : public future_op_base {
 
   // Step 2, on the handler's executor, with `fut_scheduled` held.
   void drive() {
+    thread_activity::note();
     const std::uint32_t st = cell_->state_.fetch_and(~fut_notified, std::memory_order_acq_rel);
     if ((st & fut_cancel) && !cancel_sent_) {
       cancel_sent_ = true;
@@ -383,6 +465,8 @@ class future_op final : public future_op_base {
   asio::executor_work_guard<work_executor_type> work_;
   future_cell* cell_ = nullptr;
   future_service* service_ = nullptr;
+  asio::io_context* relay_ = nullptr;  // the handler's executor's io_context, if it is one
+  relay_arena arena_;
   poc_future future_{};
   bool cancel_sent_ = false;
   bool slot_installed_ = false;

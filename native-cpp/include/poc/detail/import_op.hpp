@@ -10,7 +10,10 @@
 //      sets `initiated`. The C callback (any thread, maybe already run, maybe running now) stores
 //      the outcome and sets `completed`. Whoever of the two sets its bit second owns the op:
 //      it unlinks it, moves the handler out, frees the op, then dispatches the handler (posts, if
-//      it is the initiator or the callback arrived inside one of the adapter's own calls).
+//      it is the initiator or the callback arrived inside one of the adapter's own calls). A
+//      callback on a thread that is not running the handler's io_context (or inside one of the
+//      adapter's own calls) relays the op to that io_context first, allocation-free ("Relaying"
+//      below); the op is freed and the handler dispatched there.
 //   5. On the handler's executor, the cancellation slot is cleared, then the handler runs.
 //
 // Receives and the stash (contract rule 5 / Cancel step 4; "Cancel safety" in poc/port.hpp):
@@ -52,7 +55,9 @@
 #include <asio/dispatch.hpp>
 #include <asio/error.hpp>
 #include <asio/execution/outstanding_work.hpp>
+#include <asio/execution/execute.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
 #include <asio/recycling_allocator.hpp>
@@ -119,11 +124,169 @@ Executor held_executor(const asio::executor_work_guard<Executor>& guard) noexcep
   return guard.get_executor();
 }
 
-/// The stop_service of the port's own executor's context, looked up once per port
-/// (asio::use_service takes a lock); ops whose handler runs elsewhere look theirs up.
+// ---- Relaying a completion from a foreign thread without allocating -------------------------
+//
+// A completion that arrives on a thread which is not running the handler's io_context (an
+// exporter's thread: a Rust worker, a .NET thread) must reach that io_context. asio::post from such
+// a thread allocates: Asio's recycling allocator keeps its per-thread cache only on threads inside
+// one of the io_context's run calls, so the scheduler op (and, for a type-erased executor such as
+// any_io_executor, the executor_function it wraps) come from std::aligned_alloc, and are freed on
+// the io thread, where they also evict the blocks that thread had cached.
+//
+// Instead, an op whose handler's executor belongs to an asio::io_context keeps a small arena inside
+// itself (allocated on the initiating thread like the rest of the op, normally from that thread's
+// recycling cache) and submits one *relay* function to the io_context's own executor —
+// io_context::executor_type, which honours execution::allocator, so the scheduler op is built in
+// the arena and nothing else is allocated. Asio frees a posted function's memory before invoking it
+// (and before destroying it, when the io_context is destroyed with it still queued), so the arena
+// is free again when the relay runs; the op itself is freed by the relay, after that. The relay runs
+// on the io thread and there submits the completion to the handler's executor as if by
+// asio::dispatch — inline for the io_context's own executor, queued for a strand — with that
+// thread's recycling cache. The handler still never runs inside the exporter's callback.
+
+/// The memory of the one relay an op has in flight (at most one at a time: see its users). Busy
+/// from the allocation (any thread) to the deallocation (the io thread, before the relay runs);
+/// the next allocation is ordered after that by the op's own handoff (atomics), so a plain flag.
+/// A request that does not fit, or comes while busy, goes to the heap (counted in fallbacks()).
+class relay_arena {
+ public:
+  static constexpr std::size_t capacity = 64;  // an executor_op of a pointer-sized relay: ~40 B
+
+  relay_arena() noexcept = default;
+  relay_arena(const relay_arena&) = delete;
+  relay_arena& operator=(const relay_arena&) = delete;
+
+  void* allocate(std::size_t n, std::size_t align) {
+    if (!busy_ && n <= capacity && align <= alignof(std::max_align_t)) {
+      busy_ = true;
+      return buf_;
+    }
+    fallbacks_.fetch_add(1, std::memory_order_relaxed);
+    if (align > __STDCPP_DEFAULT_NEW_ALIGNMENT__) return ::operator new(n, std::align_val_t(align));
+    return ::operator new(n);
+  }
+
+  void deallocate(void* p, [[maybe_unused]] std::size_t n, std::size_t align) noexcept {
+    if (p == static_cast<void*>(buf_)) {
+      busy_ = false;
+      return;
+    }
+    // The unsized forms: sized deallocation is not on by default in every compiler that includes
+    // this header (clang 14 needs -fsized-deallocation).
+    if (align > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
+      ::operator delete(p, std::align_val_t(align));
+    else
+      ::operator delete(p);
+  }
+
+  /// Relay allocations that went to the heap, in the process (tests, diagnostics).
+  static std::uint64_t fallbacks() noexcept { return fallbacks_.load(std::memory_order_relaxed); }
+
+ private:
+  alignas(std::max_align_t) unsigned char buf_[capacity];
+  bool busy_ = false;
+  static inline std::atomic<std::uint64_t> fallbacks_{0};
+};
+
+/// A standard allocator over a relay_arena (the associated allocator of a relay).
+template <typename T>
+class relay_allocator {
+ public:
+  using value_type = T;
+
+  explicit relay_allocator(relay_arena* arena) noexcept : arena_(arena) {}
+  template <typename U>
+  relay_allocator(const relay_allocator<U>& other) noexcept : arena_(other.arena_) {}  // NOLINT
+
+  T* allocate(std::size_t n) { return static_cast<T*>(arena_->allocate(n * sizeof(T), alignof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { arena_->deallocate(p, n * sizeof(T), alignof(T)); }
+
+  friend bool operator==(const relay_allocator& a, const relay_allocator& b) noexcept {
+    return a.arena_ == b.arena_;
+  }
+
+ private:
+  template <typename U>
+  friend class relay_allocator;
+  relay_arena* arena_;
+};
+
+template <typename T>
+struct is_io_context_executor : std::false_type {};
+template <typename Allocator, std::uintptr_t Bits>
+struct is_io_context_executor<asio::io_context::basic_executor_type<Allocator, Bits>>
+    : std::true_type {};
+
+template <typename AnyExecutor, std::uintptr_t... Bits>
+asio::io_context* io_context_target(const AnyExecutor& ex,
+                                    std::integer_sequence<std::uintptr_t, Bits...>) noexcept {
+  asio::io_context* io = nullptr;
+  (void)((io == nullptr &&
+          [&] {
+            using target = asio::io_context::basic_executor_type<std::allocator<void>, Bits>;
+            if (const target* t = ex.template target<target>())
+              io = &asio::query(*t, asio::execution::context);
+            return io != nullptr;
+          }()) || ...);
+  return io;
+}
+
+/// The io_context whose threads run `ex`'s handlers, if `ex` is known to submit to one: an
+/// io_context executor, a type-erased executor (any_io_executor) holding one, or a strand of
+/// either. nullptr otherwise (no relay: completions are posted as before).
+template <typename Executor>
+asio::io_context* relay_context_of(const Executor& ex) noexcept {
+  if constexpr (is_io_context_executor<Executor>::value) {
+    return &asio::query(ex, asio::execution::context);
+  } else if constexpr (requires { ex.template target<asio::io_context::executor_type>(); }) {
+    // Every combination of the blocking.never (1), relationship.continuation (2) and
+    // outstanding_work.tracked (4) bits.
+    return io_context_target(ex, std::integer_sequence<std::uintptr_t, 0, 4, 1, 5, 2, 6, 3, 7>());
+  } else if constexpr (requires { ex.get_inner_executor(); }) {
+    return relay_context_of(ex.get_inner_executor());
+  } else {
+    return nullptr;
+  }
+}
+
+/// Submits `fn` to `io` as if by asio::post, from any thread, building the scheduler op in `arena`.
+/// Holds outstanding work on `io` until it returns: the relay may run at once on an io thread and
+/// let the io_context run out of work, and its owner destroy it, while this thread is still inside
+/// the submission (waking a thread after unlocking the queue).
+template <typename Fn>
+void relay_post(asio::io_context& io, relay_arena& arena, Fn&& fn) {
+  const auto ex = asio::require(io.get_executor(), asio::execution::blocking.never,
+                                asio::execution::outstanding_work.tracked,
+                                asio::execution::allocator(relay_allocator<void>(&arena)));
+  asio::execution::execute(ex, std::forward<Fn>(fn));
+}
+
+/// Poc traffic on this thread: an import completion delivered, a future driven. A runtime thread
+/// that spins briefly before blocking (src/runtime.cpp, "Idle spin") installs a hook here, so that
+/// it keeps spinning while such traffic goes on; elsewhere this is one thread-local load.
+class thread_activity {
+ public:
+  using hook_fn = void (*)(void*) noexcept;
+
+  static void note() noexcept {
+    if (hook_ != nullptr) hook_(arg_);
+  }
+  static void install(hook_fn hook, void* arg) noexcept {
+    hook_ = hook;
+    arg_ = arg;
+  }
+
+ private:
+  static inline thread_local hook_fn hook_ = nullptr;
+  static inline thread_local void* arg_ = nullptr;
+};
+
+/// The stop_service (and relay io_context) of the port's own executor's context, looked up once
+/// per port (asio::use_service takes a lock); ops whose handler runs elsewhere look theirs up.
 struct stop_hint {
   asio::execution_context* context = nullptr;
   stop_service* service = nullptr;
+  asio::io_context* relay = nullptr;
 
   stop_service* lookup(asio::execution_context* ctx) const {
     if (ctx == nullptr) return nullptr;
@@ -132,10 +295,19 @@ struct stop_hint {
   }
 
   template <typename Executor>
+  asio::io_context* relay_for(const Executor& ex) const noexcept {
+    if (relay != nullptr && context_of(ex) == context) return relay;
+    return relay_context_of(ex);
+  }
+
+  template <typename Executor>
   static stop_hint for_executor(const Executor& ex) {
     stop_hint h;
     h.context = context_of(ex);
-    if (h.context != nullptr) h.service = &asio::use_service<stop_service>(*h.context);
+    if (h.context != nullptr) {
+      h.service = &asio::use_service<stop_service>(*h.context);
+      h.relay = relay_context_of(ex);
+    }
     return h;
   }
 };
@@ -424,7 +596,26 @@ class import_op {
   import_op(H&& handler, const IoExecutor& io_ex, const stop_hint& hint)
       : handler_(std::forward<H>(handler)),
         work_(asio::get_associated_executor(handler_, io_ex)),
-        service_(hint.lookup(context_of(work_.get_executor()))) {}
+        service_(hint.lookup(context_of(work_.get_executor()))),
+        relay_(hint.relay_for(work_.get_executor())) {}
+
+  // The function relayed through the io_context (see "Relaying" above). Owns the op: run, it
+  // delivers the completion; destroyed unrun (the io_context was destroyed with it queued), it
+  // destroys the op and with it the handler, as Asio destroys a queued handler. Asio moves it out
+  // of the arena and frees the arena before either, so the op outlives its arena's last use.
+  class relay_fn {
+   public:
+    explicit relay_fn(import_op* op) noexcept : op_(op) {}
+    relay_fn(relay_fn&& other) noexcept : op_(std::exchange(other.op_, nullptr)) {}
+    relay_fn& operator=(relay_fn&&) = delete;
+    ~relay_fn() {
+      if (op_ != nullptr) op_->destroy(op_->handler_);
+    }
+    void operator()() { std::exchange(op_, nullptr)->deliver(true); }
+
+   private:
+    import_op* op_;
+  };
 
   template <typename H>
   static import_op* create(H&& handler, const IoExecutor& io_ex, const stop_hint& hint) {
@@ -516,9 +707,21 @@ class import_op {
     if (state_.fetch_or(op_completed, std::memory_order_acq_rel) & op_initiated) finish(true);
   }
 
-  // Steps 4–5: unlink, move out, free, then submit the handler.
+  // Steps 4–5: unlink, move out, free, then submit the handler. A completion from a thread that
+  // is not running the handler's io_context (or inside one of the adapter's own calls) is first
+  // relayed to that io_context without allocating; the relay then delivers it from there.
   void finish(bool from_callback) {
     if (registered_) service_->remove(entry_);
+    if (from_callback && relay_ != nullptr &&
+        (no_inline_scope::active() || !relay_->get_executor().running_in_this_thread())) {
+      relay_post(*relay_, arena_, relay_fn(this));
+      return;
+    }
+    deliver(from_callback);
+  }
+
+  void deliver(bool from_callback) {
+    thread_activity::note();
     // Until the completion is submitted (possibly from an exporter's thread): work held so that
     // no copy of the executor outlives it here (hold_work) — declared first, destroyed last. The
     // op's own guard goes with the op.
@@ -559,6 +762,8 @@ class import_op {
   Handler handler_;
   asio::executor_work_guard<work_executor_type> work_;
   stop_service* service_;
+  asio::io_context* relay_;  // the handler's executor's io_context, if it is one
+  relay_arena arena_;
   std::atomic<std::uint32_t> state_{0};
   poc_op_id op_id_ = 0;
   poc_status status_ = POC_OK;
