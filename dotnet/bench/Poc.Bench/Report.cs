@@ -423,6 +423,9 @@ internal static class Report
         foreach (var s in r.Native.Missing) w.WriteLine($"- native results of {s}: the affected baselines are proxies or empty (—)");
         if (r.Native.MicroFile is null) w.WriteLine($"- .NET allocations per message and microbenchmarks: {NativeResults.MicroFileName} missing (Poc.Bench.Micro did not run)");
         if (r.Native.CallAllocations.Count == 0) w.WriteLine("- allocations per async call: no call_allocations rows in the files read");
+        if (SectionsNotRun(r).Any() || r.LatencyNotMeasured.Count > 0 || r.Calls.Any(c => c.NsPerCall is null)
+            || r.Native.Missing.Count > 0 || r.Native.MicroFile is null || r.Native.CallAllocations.Count == 0) return;
+        w.WriteLine("Nothing: every section ran and every figure has a row.");
     }
 
     private static string B(double? v) => v is { } d ? d.ToString(d == Math.Floor(d) ? "F0" : "F3", Ic) : "—";
@@ -523,7 +526,9 @@ internal static class Report
         foreach (var m in r.Native.Micro)
         {
             var a = r.Native.Allocations.FirstOrDefault(x => x.Runtime == ".NET" && x.Path == m.Path && x.Payload == m.Payload);
-            w.WriteLine($"| {m.Benchmark} | {m.Owner} | {m.Payload} | {F0(m.MeanNs)} | {F0(m.StdDevNs)} | {B(a?.BytesPerMsg)} |");
+            // CallBenchmarks rows carry their mode in the path ("call ready (Rust callee)").
+            string name = m.Benchmark == "Call" && m.Path.Split(' ') is [_, var mode, ..] ? $"Call ({mode})" : m.Benchmark;
+            w.WriteLine($"| {name} | {m.Owner} | {m.Payload} | {F0(m.MeanNs)} | {F0(m.StdDevNs)} | {B(a?.BytesPerMsg)} |");
         }
     }
 

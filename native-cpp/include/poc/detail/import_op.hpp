@@ -2,7 +2,8 @@
 //
 // Handoff (docs/contract.md has the numbered protocol; this is the importer's half):
 //   1. The initiating function allocates the op with the handler's associated allocator and takes
-//      outstanding work on the handler's associated executor (an executor_work_guard).
+//      outstanding work on the handler's associated executor (held as an executor preferred with
+//      `outstanding_work.tracked`, see hold_work below; a work guard only for legacy executors).
 //   2. It calls the port's send/recv with the op as `user`, inside a no_inline_scope.
 //   3. OK or an error: the callback will not run; the op is freed and the handler is posted.
 //   4. PENDING: the op id is known. The initiator installs the cancellation slot handler (it keeps
