@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Poc.Bridge;
+using Poc.Bridge.Interop;
 
 namespace Poc.Bench;
 
@@ -42,7 +43,7 @@ internal sealed record StrategyRow(string Strategy, string Label, string Pair, s
 /// source inline, with the result in hand — a completion callback, not a wake). Calls are made
 /// <c>in_flight</c> at a time: 1 (one loop) or 64 (64 loops on the thread pool, each making its share).
 /// </summary>
-internal static partial class Strategies
+internal static class Strategies
 {
     public static readonly int[] InFlight = [1, 64];
     public static readonly string[] Callees = ["Rust", "C++"];
@@ -342,7 +343,8 @@ internal static partial class Strategies
     }
 
     // ---------------------------------------------------------------------------------------------
-    // The raw C ABI (bridge.h), declared here: Poc.Bridge's own declarations are internal
+    // The raw C ABI: Poc.Bridge's own declarations (Interop/NativeMethods.cs, checked against
+    // bridge.h by NativeDeclarationTests), visible to this project for these baselines only
     // ---------------------------------------------------------------------------------------------
 
     /// <summary>A Rust and a C++ runtime (one thread each) made through the C ABI, and the posted
@@ -354,75 +356,29 @@ internal static partial class Strategies
         public unsafe RawRuntimes()
         {
             nint r, c;
-            Check(Raw.poc_rust_runtime_new(1, &r), "poc_rust_runtime_new");
+            Check(NativeMethods.poc_rust_runtime_new(1, &r), "poc_rust_runtime_new");
             _rust = r;
-            Check(Raw.poc_cpp_runtime_new(1, &c), "poc_cpp_runtime_new");
+            Check(NativeMethods.poc_cpp_runtime_new(1, &c), "poc_cpp_runtime_new");
             _cpp = c;
         }
 
         public unsafe poc_async_fn PostedSquare(string callee)
         {
             poc_async_fn fn;
-            Check(callee == "Rust" ? Raw.poc_rust_square_fn(_rust, 1, 0, &fn) : Raw.poc_cpp_square_fn(_cpp, 1, 0, &fn),
+            Check(callee == "Rust" ? NativeMethods.poc_rust_square_fn(_rust, 1, 0, &fn) : NativeMethods.poc_cpp_square_fn(_cpp, 1, 0, &fn),
                 $"{callee} square fn");
             return fn;
         }
 
         public void Dispose()
         {
-            if (_rust != 0) { Raw.poc_rust_runtime_shutdown(_rust); Raw.poc_rust_runtime_free(_rust); _rust = 0; }
-            if (_cpp != 0) { Raw.poc_cpp_runtime_shutdown(_cpp); Raw.poc_cpp_runtime_free(_cpp); _cpp = 0; }
+            if (_rust != 0) { NativeMethods.poc_rust_runtime_shutdown(_rust); NativeMethods.poc_rust_runtime_free(_rust); _rust = 0; }
+            if (_cpp != 0) { NativeMethods.poc_cpp_runtime_shutdown(_cpp); NativeMethods.poc_cpp_runtime_free(_cpp); _cpp = 0; }
         }
 
         private static void Check(int status, string what)
         {
             if (status != 0) throw new InvalidOperationException($"{what}: status {status}");
         }
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private unsafe struct poc_message_view
-    {
-        public ulong id;
-        public byte* data;
-        public nuint len;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private unsafe struct poc_future
-    {
-        public ulong handle;
-        public poc_future_vtable* vtable;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private unsafe struct poc_future_vtable
-    {
-        public uint abi_version;
-        public uint size;
-        public delegate* unmanaged<ulong, delegate* unmanaged<void*, void>, delegate* unmanaged<void*, int, poc_message_view*, void>, void*, int> poll;
-        public delegate* unmanaged<ulong, int> cancel;
-        public delegate* unmanaged<ulong, int> release;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private unsafe struct poc_async_fn
-    {
-        public delegate* unmanaged<void*, poc_message_view*, poc_future*, int> call;
-        public delegate* unmanaged<void*, void> release;
-        public void* context;
-    }
-
-    private static unsafe partial class Raw
-    {
-        private const string Library = "poc_native";
-        [LibraryImport(Library)] internal static partial int poc_rust_runtime_new(uint threads, nint* @out);
-        [LibraryImport(Library)] internal static partial int poc_rust_runtime_shutdown(nint rt);
-        [LibraryImport(Library)] internal static partial void poc_rust_runtime_free(nint rt);
-        [LibraryImport(Library)] internal static partial int poc_rust_square_fn(nint rt, uint mode, uint delayMs, poc_async_fn* @out);
-        [LibraryImport(Library)] internal static partial int poc_cpp_runtime_new(uint threads, nint* @out);
-        [LibraryImport(Library)] internal static partial int poc_cpp_runtime_shutdown(nint rt);
-        [LibraryImport(Library)] internal static partial void poc_cpp_runtime_free(nint rt);
-        [LibraryImport(Library)] internal static partial int poc_cpp_square_fn(nint rt, uint mode, uint delayMs, poc_async_fn* @out);
     }
 }
