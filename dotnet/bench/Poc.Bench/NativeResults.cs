@@ -62,61 +62,45 @@ internal sealed class NativeResults
     {
         var r = new NativeResults();
         foreach (var (runtime, file) in Files)
-        {
-            string? path = dir is null ? null : Path.Combine(dir, file);
-            if (path is null || !File.Exists(path))
-            {
-                r.Missing.Add($"{runtime} ({file})");
-                continue;
-            }
-            try
-            {
-                r.Read(runtime, file, JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                    ?? throw new InvalidDataException("not a JSON object"));
-            }
-            catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException
-                                          or FormatException or NullReferenceException)
-            {
-                throw new InvalidDataException($"{path}: malformed native results: {e.Message}", e);
-            }
-            r.Found.Add($"{runtime} ({file})");
-        }
+            r.LoadFile(dir, file, $"{runtime} ({file})", "native results", o => r.Read(runtime, file, o));
         foreach (var (runtime, file) in MicroFiles)
-        {
-            string? path = dir is null ? null : Path.Combine(dir, file);
-            if (path is null || !File.Exists(path))
-            {
-                r.Missing.Add($"{runtime} microbenchmarks ({file})");
-                continue;
-            }
-            try
-            {
-                r.ReadNativeMicro(runtime, file, JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                    ?? throw new InvalidDataException("not a JSON object"));
-            }
-            catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException
-                                          or FormatException or NullReferenceException)
-            {
-                throw new InvalidDataException($"{path}: malformed microbenchmark results: {e.Message}", e);
-            }
-            r.Found.Add($"{runtime} microbenchmarks ({file})");
-        }
+            r.LoadFile(dir, file, $"{runtime} microbenchmarks ({file})", "microbenchmark results", o => r.ReadNativeMicro(runtime, file, o));
+        // Poc.Bench.Micro's file is reported through MicroFile, not Found/Missing.
         string? micro = dir is null ? null : Path.Combine(dir, MicroFileName);
         if (micro is not null && File.Exists(micro))
         {
-            try
-            {
-                r.ReadMicro(JsonNode.Parse(File.ReadAllText(micro)) as JsonObject
-                    ?? throw new InvalidDataException("not a JSON object"));
-            }
-            catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException
-                                          or FormatException or NullReferenceException)
-            {
-                throw new InvalidDataException($"{micro}: malformed microbenchmark results: {e.Message}", e);
-            }
+            Parse(micro, "microbenchmark results", r.ReadMicro);
             r.MicroFile = MicroFileName;
         }
         return r;
+    }
+
+    /// <summary>Reads DIR/file with <paramref name="read"/> and lists it in <see cref="Found"/>, or
+    /// lists it in <see cref="Missing"/> when it is not there.</summary>
+    private void LoadFile(string? dir, string file, string label, string kind, Action<JsonObject> read)
+    {
+        string? path = dir is null ? null : Path.Combine(dir, file);
+        if (path is null || !File.Exists(path))
+        {
+            Missing.Add(label);
+            return;
+        }
+        Parse(path, kind, read);
+        Found.Add(label);
+    }
+
+    /// <summary>Parses a JSON object file and hands it to <paramref name="read"/>; a malformed file fails.</summary>
+    private static void Parse(string path, string kind, Action<JsonObject> read)
+    {
+        try
+        {
+            read(JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException("not a JSON object"));
+        }
+        catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException
+                                      or FormatException or NullReferenceException)
+        {
+            throw new InvalidDataException($"{path}: malformed {kind}: {e.Message}", e);
+        }
     }
 
     /// <summary>Poc.Bench.Micro's output file (in the --native directory).</summary>
