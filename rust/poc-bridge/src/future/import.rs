@@ -30,7 +30,7 @@ use futures::task::AtomicWaker;
 
 use super::CallError;
 use crate::error::ImportError;
-use crate::import::slot::contain;
+use crate::import::slot::{contain, wake_after_drop};
 use crate::{ffi, Message, Status};
 
 struct Shared {
@@ -151,11 +151,7 @@ unsafe extern "C" fn import_wake(user: *mut c_void) {
     // Give the reference up first, then wake: the woken task may finish (and recycle the block)
     // on another thread at once, which it can only do once this reference is gone.
     let waker = contain(|| shared.waker.take()).flatten();
-    drop(shared);
-    if let Some(w) = waker {
-        contain(move || w.wake());
-    }
-    crate::idle::note_foreign_event();
+    wake_after_drop(shared, waker);
 }
 
 unsafe extern "C" fn import_deliver(user: *mut c_void, status: ffi::poc_status, msg: *const ffi::poc_message_view) {

@@ -107,7 +107,7 @@ pub(crate) unsafe extern "C" fn send_complete(user: *mut c_void, status: ffi::po
 /// allocation per pending op (measured by rust/poc-bench: ~1 per message on a pending path).
 /// `AtomicWaker::take` then `wake` is what `AtomicWaker::wake` does; a registration racing with
 /// the take is woken by `register` itself, so no wake is lost. Panics are contained.
-fn wake_after_drop<T>(slot: Arc<T>, waker: Option<std::task::Waker>) {
+pub(crate) fn wake_after_drop<T>(slot: Arc<T>, waker: Option<std::task::Waker>) {
     contain(move || drop(slot));
     if let Some(w) = waker {
         contain(move || w.wake());
