@@ -14,11 +14,13 @@
 //! own last check before parking (so nothing is lost), and the thread never sleeps through it.
 //!
 //! Cost: at most one spin of that length per transition to idle, on a thread that had nothing to
-//! do; `yield_now` gives the CPU to any runnable thread. Foreign entries pay one relaxed load of
-//! [`SPINNERS`] while no worker spins, and one atomic increment while one does.
+//! do; `yield_now` gives the CPU to any runnable thread. Foreign entries pay one atomic load of
+//! the spinner count while no worker spins, and one atomic increment while one does.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+#[cfg(test)]
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Spin length when `POC_IDLE_SPIN_US` is not set.
@@ -28,10 +30,56 @@ pub const DEFAULT_SPIN_US: u64 = 50;
 /// this would only burn CPU).
 const MAX_SPIN_US: u64 = 10_000;
 
-/// Workers spinning right now.
-static SPINNERS: AtomicUsize = AtomicUsize::new(0);
-/// Foreign entries seen while at least one worker spun.
-static EVENTS: AtomicU64 = AtomicU64::new(0);
+/// The spin state: how many workers spin now, and the foreign entries counted while one did.
+/// One process-wide instance ([`IDLE`]); tests make their own.
+struct Idle {
+    spinners: AtomicUsize,
+    events: AtomicU64,
+}
+
+static IDLE: Idle = Idle::new();
+
+/// Why a spin ended.
+#[derive(Debug, PartialEq, Eq)]
+enum SpinEnd {
+    /// A foreign entry was noted during the spin.
+    Event,
+    /// The spin length passed without one.
+    Timeout,
+}
+
+impl Idle {
+    const fn new() -> Idle {
+        Idle { spinners: AtomicUsize::new(0), events: AtomicU64::new(0) }
+    }
+
+    #[inline]
+    fn note(&self) {
+        if self.spinners.load(Ordering::SeqCst) != 0 {
+            self.events.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn spin(&self, spin: Duration) -> SpinEnd {
+        self.spinners.fetch_add(1, Ordering::SeqCst);
+        let seen = self.events.load(Ordering::SeqCst);
+        let start = Instant::now();
+        let end = 'spin: loop {
+            for _ in 0..16 {
+                if self.events.load(Ordering::Relaxed) != seen {
+                    break 'spin SpinEnd::Event;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= spin {
+                break SpinEnd::Timeout;
+            }
+            std::thread::yield_now();
+        };
+        self.spinners.fetch_sub(1, Ordering::SeqCst);
+        end
+    }
+}
 
 /// The spin length (read once from `POC_IDLE_SPIN_US`; unparsable → the default, with a note on
 /// stderr).
@@ -55,33 +103,15 @@ pub(crate) fn spin_length() -> Duration {
 /// A foreign thread did something that may have queued work for a Rust worker (called after it).
 #[inline]
 pub(crate) fn note_foreign_event() {
-    if SPINNERS.load(Ordering::SeqCst) != 0 {
-        EVENTS.fetch_add(1, Ordering::SeqCst);
-    }
+    IDLE.note();
 }
 
 /// tokio's `on_thread_park` hook: spin up to [`spin_length`] unless a foreign entry happens.
 pub(crate) fn before_park() {
     let spin = spin_length();
-    if spin.is_zero() {
-        return;
+    if !spin.is_zero() {
+        IDLE.spin(spin);
     }
-    SPINNERS.fetch_add(1, Ordering::SeqCst);
-    let seen = EVENTS.load(Ordering::SeqCst);
-    let start = Instant::now();
-    'spin: loop {
-        for _ in 0..16 {
-            if EVENTS.load(Ordering::Relaxed) != seen {
-                break 'spin;
-            }
-            std::hint::spin_loop();
-        }
-        if start.elapsed() >= spin {
-            break;
-        }
-        std::thread::yield_now();
-    }
-    SPINNERS.fetch_sub(1, Ordering::SeqCst);
 }
 
 #[cfg(test)]
@@ -90,19 +120,23 @@ mod tests {
 
     #[test]
     fn a_foreign_event_ends_the_spin_and_nothing_is_counted_without_spinners() {
-        // No spinner: nothing is counted.
-        let before = EVENTS.load(Ordering::SeqCst);
-        note_foreign_event();
-        assert_eq!(EVENTS.load(Ordering::SeqCst), before, "an event was counted with no spinner");
-        // A spinner that is told about an event stops (bounded wait: the spin itself is bounded).
-        let t = std::thread::spawn(before_park);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while SPINNERS.load(Ordering::SeqCst) == 0 && !t.is_finished() {
-            assert!(Instant::now() < deadline, "the spinner never started");
+        // Its own instance: the process-wide one is shared with every runtime other tests start.
+        let idle = Arc::new(Idle::new());
+        idle.note();
+        assert_eq!(idle.events.load(Ordering::SeqCst), 0, "an event was counted with no spinner");
+        // A spinner far longer than the test: only the event can end it.
+        let spinner = {
+            let idle = idle.clone();
+            std::thread::spawn(move || idle.spin(Duration::from_secs(3600)))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while idle.spinners.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the spinner never started within 30 s");
             std::thread::yield_now();
         }
-        note_foreign_event();
-        t.join().expect("spinner panicked");
-        assert_eq!(SPINNERS.load(Ordering::SeqCst), 0, "a spinner was left registered");
+        idle.note();
+        assert_eq!(spinner.join().expect("spinner panicked"), SpinEnd::Event);
+        assert_eq!(idle.events.load(Ordering::SeqCst), 1);
+        assert_eq!(idle.spinners.load(Ordering::SeqCst), 0, "the spinner was left registered");
     }
 }
