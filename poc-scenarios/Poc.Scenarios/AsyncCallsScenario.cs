@@ -24,7 +24,7 @@
 // "C#" as the caller is ImportedFunction.CallAsync in a C# loop; "Rust" is poc_rust_sum_calls (a
 // Rust async fn .awaiting each call); "C++" is poc_cpp_sum_calls (a C++20 coroutine co_awaiting
 // each call on its io_context). The host starts each and awaits the outcome (bounded: 30 s).
-// Then the seed's named calls: fetch_user, the Database object, sync_all cancelled mid-way (its
+// Then the BoltFFI async page's example calls: fetch_user, the Database object, sync_all cancelled mid-way (its
 // progress stops short), delayed_square.
 // Invariants: every value and error above, and each call ends exactly once (the host awaits each).
 using System.Diagnostics;

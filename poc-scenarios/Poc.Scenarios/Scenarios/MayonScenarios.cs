@@ -3,7 +3,7 @@
 // executables target/release/mayon-timer and mayon-sender (poc-scenarios/rust), where Rust code
 // receives and sends itself; here the same channels and agents are driven through Poc.Bridge.
 //
-// mayon-timer — the seed's examples/recv.rs done right: a C++ Asio timer task sends into a channel
+// mayon-timer — mayon asio-poc's examples/recv.rs done right: a C++ Asio timer task sends into a channel
 // owned by the Rust runtime (a bounded tokio mpsc exported as ports).
 //   Part 1 (mayon's run). The Rust runtime exports a channel of capacity 4; the C++ runtime's timer
 //   task (CppRuntime.RunTimerAsync: every 10 ms an asio::steady_timer fires and the task sends
@@ -20,7 +20,7 @@
 //   Checks: N messages, ids 0..N-1 in order, the text; the timer ended OK with count N and the
 //   same checksum: the full channel paced it, nothing was dropped.
 //
-// mayon-sender — the seed's Rust → C++ direction done right: a Rust producer agent (a tokio task)
+// mayon-sender — mayon asio-poc's Rust → C++ direction done right: a Rust producer agent (a tokio task)
 // awaits each send into an Asio concurrent_channel exported by the C++ runtime (capacity 4); a C++
 // consumer agent (a C++20 coroutine) drains it until the channel closes (when the producer ends and
 // releases its port). N = --messages (default 10 000) messages of --payload bytes (default 64).

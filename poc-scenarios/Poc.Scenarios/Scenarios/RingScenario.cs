@@ -38,7 +38,7 @@ internal sealed class RingScenario : Scenario
     public override string Name => "ring";
     public override string Runtimes => "C# C++ Rust";
     public override string Description =>
-        "a token circles C# -> C++ -> Rust -> C# for K laps (--messages, default 2000), each channel owned by its reader; lap latency";
+        "a token circles C# -> C++ -> Rust -> C# for K laps (--messages, default 2000), each channel owned by its reader; lap and per-hop latency";
 
     public override async Task RunAsync(ScenarioContext context)
     {

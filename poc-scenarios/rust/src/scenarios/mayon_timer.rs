@@ -1,4 +1,4 @@
-// mayon-timer — the seed's `examples/recv.rs` (Zondax/mayon crates/asio-poc) done right: a C++
+// mayon-timer — mayon asio-poc's `examples/recv.rs` (Zondax/mayon crates/asio-poc) done right: a C++
 // Asio timer task sends into a Rust tokio channel, and Rust receives with `.await`.
 //
 // Protocol

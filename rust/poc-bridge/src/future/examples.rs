@@ -80,7 +80,7 @@ pub async fn load_config(path: String) -> Result<Message, CallError> {
     Ok(Message::new(1, format!("path={path}\nversion=1\nworkers=4\n").into_bytes()))
 }
 
-/// The `Database` of the seed: `connect` (sync), `query(&self)` and `insert(&mut self)`
+/// The `Database` of the BoltFFI async page's examples: `connect` (sync), `query(&self)` and `insert(&mut self)`
 /// (async). In-memory rows behind a `tokio::sync::RwLock` — an async lock that needs no
 /// runtime: queries share it, inserts hold it exclusively (the `&mut self` method is
 /// serialised), also across their await point. Cancelling an insert drops its guard.
