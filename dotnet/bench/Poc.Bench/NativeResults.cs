@@ -142,9 +142,12 @@ internal sealed class NativeResults
     private static StrategyRow ReadStrategy(JsonObject t, string file)
     {
         double med = Num(t, "msgs_per_s");
+        Stats? pending = OptNum(t, "pending_share") is { } p
+            ? new Stats(p, OptNum(t, "pending_share_min") ?? p, OptNum(t, "pending_share_max") ?? p)
+            : null;
         return new StrategyRow(Str(t, "strategy"), Str(t, "label"), Str(t, "pair"), Str(t, "op"), (int)Num(t, "in_flight"),
             new Stats(med, OptNum(t, "min") ?? med, OptNum(t, "max") ?? med), (int)Num(t, "ops"), (int)(OptNum(t, "runs") ?? 1),
-            OptNum(t, "cpu_ns_per_op") ?? double.NaN, Str(t, "what"), file);
+            OptNum(t, "cpu_ns_per_op") ?? double.NaN, Str(t, "what"), file) { PendingShare = pending };
     }
 
     private static AllocRow ReadAlloc(JsonObject a, string runtime, string file)

@@ -288,6 +288,8 @@ internal static class Report
                 ["msgs_per_s_max"] = Math.Round(x.OpsPerSecond.Max), ["ratio_vs_poc"] = N(x.RatioVsPoc, 4),
                 ["cpu_ns_per_op"] = double.IsFinite(x.CpuNsPerOp) ? Math.Round(x.CpuNsPerOp) : null,
                 ["bytes_per_op"] = N(x.BytesPerOp, 1),
+                ["pending_share"] = N(x.PendingShare?.Median, 4), ["pending_share_min"] = N(x.PendingShare?.Min, 4),
+                ["pending_share_max"] = N(x.PendingShare?.Max, 4),
                 ["ops_per_run"] = x.Ops, ["runs"] = x.Runs, ["source"] = x.Source, ["what"] = x.What,
             });
         var callAllocs = new JsonArray();
@@ -387,6 +389,11 @@ internal static class Report
     private static string F0(double? v) => v is { } d ? d.ToString(d < 10 ? "F2" : d < 100 ? "F1" : "N0", Ic) : "—";
     private static string F2(double? v) => v is { } d ? d.ToString("F2", Ic) : "—";
 
+    /// <summary>A share as "median % (min–max %)", or "—".</summary>
+    private static string Percent(Stats? s) => s is { } p
+        ? p.Min == p.Max ? $"{(p.Median * 100).ToString("F1", Ic)} %" : $"{(p.Median * 100).ToString("F1", Ic)} % ({(p.Min * 100).ToString("F1", Ic)}–{(p.Max * 100).ToString("F1", Ic)})"
+        : "—";
+
     private static void WriteMarkdown(string path, Results r, JsonObject m, List<Target> targets)
     {
         var cfg = r.Config;
@@ -472,12 +479,12 @@ internal static class Report
                     "**Rust→C++ send** (the Rust program; mayon asio-poc's own direction): a Rust producer sends into a C++-owned Asio `concurrent_channel` (capacity 1024) drained by a C++ coroutine. " +
                     "`blocking_future` re-implements mayon's design (a `std::promise`/`std::future` per send, fulfilled by the send's handler on the `io_context` thread; the Rust `poll` blocks in `std::future::wait()`), `busy_polling` polls the same future without blocking and wakes itself at once, `poc` is `PortSender::send().await` on a Poc C++ channel. " +
                     "**C#→Rust / C#→C++ call**: C# awaits the callee's \"square\" in POSTED mode (every call goes PENDING and is woken from the callee runtime's thread) — `tcs_locked_dictionary` (Interoptopus' generated C#: a `TaskCompletionSource` per call in a locked static dictionary, delegate-marshalled callback), `continuation_per_poll` (UniFFI's and BoltFFI's foreign polling loop: a new continuation object per poll), `poc` (`ImportedFunction.SquareAsync`). " +
-                    "**in flight** 1 = one loop; 64 = 64 concurrent tasks sharing the work. **ratio vs Poc** = ops/s ÷ Poc's ops/s on the same row (below 1: slower than Poc). **CPU ns/op** = process CPU time (all threads) ÷ ops: a strategy that spins shows it there. **B/op** (.NET rows) = managed bytes allocated on all threads ÷ ops (`GC.GetTotalAllocatedBytes`). Each row's `what` in results.json says exactly what runs.");
+                    "**in flight** 1 = one loop; 64 = 64 concurrent tasks sharing the work. **ratio vs Poc** = ops/s ÷ Poc's ops/s on the same row (below 1: slower than Poc). **CPU ns/op** = process CPU time (all threads) ÷ ops: a strategy that spins shows it there. **B/op** (.NET rows) = managed bytes allocated on all threads ÷ ops (`GC.GetTotalAllocatedBytes`). **pending** (Rust→C++ `poc` rows) = share of the sends whose first poll returned Pending — the channel was full, so the send waited for room and completed through the exporter's pending path and a wake — median with min–max over the timed runs. Each row's `what` in results.json says exactly what runs.");
         w.WriteLine();
-        w.WriteLine("| pair | op | in flight | strategy | ops/s (median) | spread | ratio vs Poc | CPU ns/op | B/op | source |");
-        w.WriteLine("|---|---|---:|---|---:|---|---:|---:|---:|---|");
+        w.WriteLine("| pair | op | in flight | strategy | ops/s (median) | spread | ratio vs Poc | CPU ns/op | B/op | pending | source |");
+        w.WriteLine("|---|---|---:|---|---:|---|---:|---:|---:|---|---|");
         foreach (var x in r.Strategies.OrderBy(x => x.Pair).ThenBy(x => x.InFlight).ThenBy(x => x.Strategy == "poc" ? 0 : 1).ThenBy(x => x.Strategy))
-            w.WriteLine($"| {x.Pair} | {x.Op} | {x.InFlight} | {(x.Strategy == "poc" ? "**poc**" : x.Strategy)}: {x.Label} | {x.OpsPerSecond.Median.ToString("N0", Ic)} | {x.OpsPerSecond.Min.ToString("N0", Ic)}–{x.OpsPerSecond.Max.ToString("N0", Ic)} | {F2(x.RatioVsPoc)} | {(double.IsFinite(x.CpuNsPerOp) ? x.CpuNsPerOp.ToString("N0", Ic) : "—")} | {(x.BytesPerOp is { } bo ? bo.ToString("F0", Ic) : "—")} | {x.Source} |");
+            w.WriteLine($"| {x.Pair} | {x.Op} | {x.InFlight} | {(x.Strategy == "poc" ? "**poc**" : x.Strategy)}: {x.Label} | {x.OpsPerSecond.Median.ToString("N0", Ic)} | {x.OpsPerSecond.Min.ToString("N0", Ic)}–{x.OpsPerSecond.Max.ToString("N0", Ic)} | {F2(x.RatioVsPoc)} | {(double.IsFinite(x.CpuNsPerOp) ? x.CpuNsPerOp.ToString("N0", Ic) : "—")} | {(x.BytesPerOp is { } bo ? bo.ToString("F0", Ic) : "—")} | {Percent(x.PendingShare)} | {x.Source} |");
         w.WriteLine();
         w.WriteLine("![Strategies](strategies.svg)");
     }

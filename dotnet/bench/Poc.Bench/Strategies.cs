@@ -18,6 +18,11 @@ internal sealed record StrategyRow(string Strategy, string Label, string Pair, s
     /// <summary>Managed bytes allocated (all threads) per op, median of the timed runs (.NET rows; null elsewhere).</summary>
     public double? BytesPerOp { get; init; }
 
+    /// <summary>Share of the sends whose first poll returned Pending (they waited for room and
+    /// completed through the exporter's pending path), median of the timed runs, with its
+    /// min/max (Rust→C++ <c>poc</c> rows; null elsewhere).</summary>
+    public Stats? PendingShare { get; init; }
+
     /// <summary>ops/s ÷ the <c>poc</c> row's ops/s of the same pair, op and in-flight count.</summary>
     public double? RatioVsPoc { get; set; }
 }

@@ -197,8 +197,10 @@ fn cpu_ns() -> Res<f64> {
     Ok(tv(ru.ru_utime) + tv(ru.ru_stime))
 }
 
-/// One run's outcome: (msgs/s, CPU ns per message).
-type RunFig = (f64, f64);
+/// One run's outcome: (msgs/s, CPU ns per message, share of the sends whose first poll was
+/// `Pending` — Poc rows only: the send had to wait for room and complete through the exporter's
+/// pending path and a wake).
+type RunFig = (f64, f64, Option<f64>);
 
 /// The ids of producer `k` of `in_flight`: stream k + 1, seq 0 .. n/in_flight.
 fn ids(k: usize, per: u64) -> impl Iterator<Item = u64> {
@@ -243,26 +245,38 @@ fn poc_once(rt: &tokio::runtime::Runtime, cpp_rt: &CppRuntime, in_flight: usize,
         senders.push(tx.try_clone().map_err(|s| format!("clone sender: {s}"))?);
     }
     drop(tx);
-    let (ptx, prx) = std_mpsc::channel::<Res<()>>();
+    let (ptx, prx) = std_mpsc::channel::<Res<u64>>();
     let c0 = cpu_ns()?;
     let t0 = Instant::now();
     for (k, s) in senders.into_iter().enumerate() {
         let ptx = ptx.clone();
         rt.spawn(async move {
-            let mut r = Ok(());
+            let mut r: Res<()> = Ok(());
+            let mut pending = 0u64;
             for id in ids(k, per) {
-                if let Err(e) = s.send(Message::new(id, Vec::new())).await {
+                // Poll once by hand to count the sends that could not complete in the port call.
+                let mut send = std::pin::pin!(s.send(Message::new(id, Vec::new())));
+                let first = std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
+                let done = match first {
+                    Poll::Ready(done) => done,
+                    Poll::Pending => {
+                        pending += 1;
+                        send.await
+                    }
+                };
+                if let Err(e) = done {
                     r = Err(format!("poc send {id:#x}: {e}"));
                     break;
                 }
             }
             drop(s); // the last sender dropped closes the channel: the consumer drains and ends
-            let _ = ptx.send(r);
+            let _ = ptx.send(r.map(|()| pending));
         });
     }
     drop(ptx);
+    let mut pending = 0u64;
     for _ in 0..in_flight {
-        wait(&prx, "poc producer")??;
+        pending += wait(&prx, "poc producer")??;
     }
     let report = wait(&drx, "C++ consumer agent's done")?;
     let secs = t0.elapsed().as_secs_f64();
@@ -273,7 +287,7 @@ fn poc_once(rt: &tokio::runtime::Runtime, cpp_rt: &CppRuntime, in_flight: usize,
             Status(report.status), report.messages, report.order_errors, report.checksum
         ));
     }
-    Ok((n as f64 / secs, cpu / n as f64))
+    Ok((n as f64 / secs, cpu / n as f64, Some(pending as f64 / n as f64)))
 }
 
 /// mayon shim (blocking or busy polling): `in_flight` tasks send `n` messages in all; timed until
@@ -320,7 +334,7 @@ fn shim_once(rt: &tokio::runtime::Runtime, shim: &Arc<Shim>, how: Poll2, in_flig
             "mayon shim in_flight {in_flight}: consumer received {received} of {n} messages, {order_errors} order errors, {send_errors} failed sends, checksum {sum:#x} (expected {expect_mix:#x})"
         ));
     }
-    Ok((n as f64 / secs, cpu / n as f64))
+    Ok((n as f64 / secs, cpu / n as f64, None))
 }
 
 /// Number of progress lines of this section.
@@ -337,13 +351,17 @@ pub fn strategies(cfg: &Config, progress: &mut Progress) -> Res<Vec<String>> {
         for in_flight in IN_FLIGHT {
             let (poc_sum, mix_sum) = expected_sums(in_flight, n / in_flight as u64);
             let mut cpus = Vec::new();
+            let mut shares = Vec::new(); // (msgs/s, pending share) per run, Poc only
             let s = measure(cfg.runs, || {
-                let (rate, cpu) = match strategy {
+                let (rate, cpu, share) = match strategy {
                     Strategy::Poc => poc_once(&rt, &cpp_rt, in_flight, n, poc_sum)?,
                     Strategy::Blocking => shim_once(&rt, &shim, Poll2::Blocking, in_flight, n, mix_sum)?,
                     Strategy::Busy => shim_once(&rt, &shim, Poll2::Busy, in_flight, n, mix_sum)?,
                 };
                 cpus.push(cpu);
+                if let Some(share) = share {
+                    shares.push((rate, share));
+                }
                 Ok(rate)
             })?;
             // The first run was the warm-up: the median CPU of the timed runs.
@@ -351,12 +369,33 @@ pub fn strategies(cfg: &Config, progress: &mut Progress) -> Res<Vec<String>> {
             cpu.sort_by(|a, b| a.total_cmp(b));
             let k = cpu.len();
             let cpu_med = if k % 2 == 1 { cpu[k / 2] } else { (cpu[k / 2 - 1] + cpu[k / 2]) / 2.0 };
+            // The pending share of the timed runs (the first run was the warm-up): median, min, max.
+            let timed: Vec<(f64, f64)> = shares.iter().skip(1).copied().collect();
+            let mut pend: Vec<f64> = timed.iter().map(|&(_, p)| p).collect();
+            pend.sort_by(|a, b| a.total_cmp(b));
+            let pending = (!pend.is_empty()).then(|| {
+                let k = pend.len();
+                let med = if k % 2 == 1 { pend[k / 2] } else { (pend[k / 2 - 1] + pend[k / 2]) / 2.0 };
+                (med, pend[0], pend[k - 1])
+            });
+            let per_run = timed.iter().map(|(r, p)| format!("{r:.2e}@{:.0}%", p * 100.0)).collect::<Vec<_>>().join(" ");
             progress.line(&format!(
-                "strategy {} Rust->C++ send in_flight {in_flight}: {:.3e} msg/s (min {:.3e}, max {:.3e}), {:.0} CPU ns/msg",
-                strategy.id(), s.median, s.min, s.max, cpu_med
+                "strategy {} Rust->C++ send in_flight {in_flight}: {:.3e} msg/s (min {:.3e}, max {:.3e}), {:.0} CPU ns/msg{}",
+                strategy.id(), s.median, s.min, s.max, cpu_med,
+                match pending {
+                    Some((med, _, _)) => format!(", sends pending {:.1}% (per run msg/s@pending: {per_run})", med * 100.0),
+                    None => String::new(),
+                }
             ));
+            let pending_json = match pending {
+                Some((med, lo, hi)) => format!(
+                    ", \"pending_share\": {}, \"pending_share_min\": {}, \"pending_share_max\": {}",
+                    json_num_fine(med), json_num_fine(lo), json_num_fine(hi)
+                ),
+                None => String::new(),
+            };
             rows.push(format!(
-                "    {{\"strategy\": {}, \"label\": {}, \"pair\": \"Rust→C++\", \"op\": \"send\", \"in_flight\": {in_flight}, \"msgs_per_s\": {}, \"min\": {}, \"max\": {}, \"runs\": {}, \"ops\": {n}, \"cpu_ns_per_op\": {}, \"what\": {}}}",
+                "    {{\"strategy\": {}, \"label\": {}, \"pair\": \"Rust→C++\", \"op\": \"send\", \"in_flight\": {in_flight}, \"msgs_per_s\": {}, \"min\": {}, \"max\": {}, \"runs\": {}, \"ops\": {n}, \"cpu_ns_per_op\": {}{pending_json}, \"what\": {}}}",
                 json_str(strategy.id()), json_str(strategy.label()), json_num(s.median), json_num(s.min), json_num(s.max), s.runs,
                 json_num_fine(cpu_med), json_str(&what(strategy, in_flight, n))
             ));
@@ -379,7 +418,7 @@ fn what(strategy: Strategy, in_flight: usize, n: u64) -> String {
     );
     match strategy {
         Strategy::Poc => format!(
-            "Poc: PortSender::send(Message{{id, empty payload}}).await on a Poc C++ channel (poc_cpp_channel_new: asio::experimental::concurrent_channel) drained by the C++ consumer agent (poc_cpp_consumer_start, a coroutine on a poc_cpp_runtime with 1 io_context thread); a full channel makes the send PENDING and the C++ completion callback wakes the task; a fresh channel and agent per run (made before the clock starts); {common}"
+            "Poc: PortSender::send(Message{{id, empty payload}}).await on a Poc C++ channel (poc_cpp_channel_new: asio::experimental::concurrent_channel) drained by the C++ consumer agent (poc_cpp_consumer_start, a coroutine on a poc_cpp_runtime with 1 io_context thread); a full channel makes the send PENDING and the C++ completion callback wakes the task (pending_share = sends whose first poll returned Pending ÷ messages, median of the timed runs); a fresh channel and agent per run (made before the clock starts); {common}"
         ),
         Strategy::Blocking => format!(
             "re-implementation of mayon asio-poc's design (rust/poc-bench/shim/mayon.cpp, after future_void.cpp/.rs): per send C++ makes a heap std::promise<void>/std::future<void>, calls concurrent_channel<void(error_code, uint64_t)>::async_send from the Rust (tokio worker) thread with a handler that fulfils the promise on the shim's own io_context thread; the Rust future's first poll blocks in std::future::wait() (the tokio worker is stalled, so 64 tasks in flight still send one at a time) and then returns Ready; the consumer is a C++20 coroutine on that io_context (counts, checks per-stream order, sums splitmix64(id)); {common}"
