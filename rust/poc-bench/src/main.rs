@@ -96,10 +96,15 @@ fn measure(runs: usize, mut once: impl FnMut() -> Res<f64>) -> Res<Stats> {
     for _ in 0..runs {
         xs.push(once()?);
     }
+    Ok(stats_of(xs))
+}
+
+/// Median, min and max of figures (at least one); `runs` = how many.
+fn stats_of(mut xs: Vec<f64>) -> Stats {
     xs.sort_by(|a, b| a.total_cmp(b));
     let n = xs.len();
     let median = if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
-    Ok(Stats { median, min: xs[0], max: xs[n - 1], runs })
+    Stats { median, min: xs[0], max: xs[n - 1], runs: n }
 }
 
 /// Nearest-rank percentile of sorted samples: the smallest sample with at least p % at or below.

@@ -30,7 +30,7 @@ use poc_bridge::ffi::{cpp, poc_agent_report};
 use poc_bridge::message::{checksum, producer_id, splitmix64};
 use poc_bridge::{Message, PortSender, Status};
 
-use crate::{cpp_agent_done, json_num, json_num_fine, json_str, measure, native_runtime, wait, Config, CppRuntime, Progress, Res, CAPACITY, LIMIT, THREADS};
+use crate::{cpp_agent_done, json_num, json_num_fine, json_str, measure, native_runtime, stats_of, wait, Config, CppRuntime, Progress, Res, CAPACITY, LIMIT, THREADS};
 
 /// The in-flight settings: one sequential sender, 64 concurrent sender tasks.
 pub const IN_FLIGHT: [usize; 2] = [1, 64];
@@ -364,33 +364,23 @@ pub fn strategies(cfg: &Config, progress: &mut Progress) -> Res<Vec<String>> {
                 }
                 Ok(rate)
             })?;
-            // The first run was the warm-up: the median CPU of the timed runs.
-            let mut cpu = cpus.split_off(1);
-            cpu.sort_by(|a, b| a.total_cmp(b));
-            let k = cpu.len();
-            let cpu_med = if k % 2 == 1 { cpu[k / 2] } else { (cpu[k / 2 - 1] + cpu[k / 2]) / 2.0 };
-            // The pending share of the timed runs (the first run was the warm-up): median, min, max.
+            // The first run was the warm-up: the median CPU and pending share of the timed runs.
+            let cpu_med = stats_of(cpus.split_off(1)).median;
             let timed: Vec<(f64, f64)> = shares.iter().skip(1).copied().collect();
-            let mut pend: Vec<f64> = timed.iter().map(|&(_, p)| p).collect();
-            pend.sort_by(|a, b| a.total_cmp(b));
-            let pending = (!pend.is_empty()).then(|| {
-                let k = pend.len();
-                let med = if k % 2 == 1 { pend[k / 2] } else { (pend[k / 2 - 1] + pend[k / 2]) / 2.0 };
-                (med, pend[0], pend[k - 1])
-            });
+            let pending = (!timed.is_empty()).then(|| stats_of(timed.iter().map(|&(_, p)| p).collect()));
             let per_run = timed.iter().map(|(r, p)| format!("{r:.2e}@{:.0}%", p * 100.0)).collect::<Vec<_>>().join(" ");
             progress.line(&format!(
                 "strategy {} Rust->C++ send in_flight {in_flight}: {:.3e} msg/s (min {:.3e}, max {:.3e}), {:.0} CPU ns/msg{}",
                 strategy.id(), s.median, s.min, s.max, cpu_med,
-                match pending {
-                    Some((med, _, _)) => format!(", sends pending {:.1}% (per run msg/s@pending: {per_run})", med * 100.0),
+                match &pending {
+                    Some(p) => format!(", sends pending {:.1}% (per run msg/s@pending: {per_run})", p.median * 100.0),
                     None => String::new(),
                 }
             ));
             let pending_json = match pending {
-                Some((med, lo, hi)) => format!(
+                Some(p) => format!(
                     ", \"pending_share\": {}, \"pending_share_min\": {}, \"pending_share_max\": {}",
-                    json_num_fine(med), json_num_fine(lo), json_num_fine(hi)
+                    json_num_fine(p.median), json_num_fine(p.min), json_num_fine(p.max)
                 ),
                 None => String::new(),
             };
